@@ -1,0 +1,416 @@
+"""Every setting of imagepipe, declared once, and the loading of a config file.
+
+``SETTINGS`` is the single declaration: section, key, type, default and
+description.  The configobj spec, the typed ``Config`` and the commented
+``imagepipe.ini.dist`` (``python -m imagepipe.config``) are all derived from
+it.  Any problem becomes a ``ConfigError`` whose message is one line naming
+the file, section, key, the bad value and what was expected.
+"""
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values
+from validate import Validator, VdtValueError
+
+from imagepipe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: where it lives, its type, default and meaning."""
+
+    section: str  # "network", or "imagemagick/env" for a subsection
+    key: str
+    check: str  # a configobj check, possibly one of ours (see CHECKS)
+    default: str | None  # None: the key is required
+    description: str
+    example: str | None = None  # shown in the .dist file instead of the default
+
+
+SETTINGS = (
+    Setting("network", "interface", "string", "127.0.0.1",
+            "Address to listen on for XML-RPC calls. Use 0.0.0.0 to listen on every "
+            "interface (only behind a firewall, or with auth enabled)."),
+    Setting("network", "port", "integer(0, 65535)", "8085",
+            "TCP port for XML-RPC calls (POST /) and the read-only tree (GET /images/)."),
+    Setting("network", "auth", "option('none', 'basic', 'token')", "none",
+            "Authentication of XML-RPC calls: none, basic (HTTP Basic, 'user:password' "
+            "lines in auth_file) or token ('Authorization: Bearer <token>', one token per "
+            "line in auth_file)."),
+    Setting("network", "auth_file", "string", "",
+            "File holding the credentials for auth = basic or token; relative paths are "
+            "taken from the directory of this file."),
+    Setting("network", "max_request_bytes", "byte_size", "64MiB",
+            "Largest XML-RPC request body accepted; larger ones get HTTP 413 before the "
+            "body is read. Units: B, KiB, MiB, GiB (or KB, MB, GB)."),
+    Setting("network", "serve_images", "boolean", "true",
+            "Serve the stored tree read-only at /images/ (no listings, no dotfiles)."),
+    Setting("network", "shutdown_timeout", "float(0, 3600)", "30",
+            "Seconds to wait for calls in flight to finish on SIGTERM before exiting."),
+    Setting("replication", "publish", "endpoints", "",
+            "ZeroMQ endpoint(s) other nodes connect to for this node's writes.",
+            example="tcp://127.0.0.1:8086"),
+    Setting("replication", "subscribe", "endpoints", "",
+            "ZeroMQ endpoint(s) of the nodes whose writes this node applies.",
+            example="tcp://127.0.0.1:9086"),
+    Setting("images", "path", "directory", None,
+            "Root of the stored tree; every client path is relative to it. Must exist. "
+            "Relative paths are taken from the directory of this file.",
+            example="var/images"),
+    Setting("images", "umask", "umask", "0022",
+            "Umask applied to created images (0666 & ~umask) and directories "
+            "(0777 & ~umask). Octal with a leading 0 (0022) or decimal (18)."),
+    Setting("images", "io_threads", "integer(0, 256)", "0",
+            "Threads doing image work; 0 means one per CPU."),
+    Setting("images", "max_pending", "integer(0, 100000)", "0",
+            "Calls that may wait for a free thread; more get fault 1003 (busy). "
+            "0 means 4 x io_threads."),
+    Setting("images", "transliterate_paths", "boolean", "false",
+            "Turn every client path into ASCII with Unidecode (zdjęcia/żółw.jpg -> "
+            "zdjecia/zolw.jpg), identically for store, move, delete and info."),
+    Setting("images", "quality", "integer(1, 100)", "85",
+            "Default encoder quality for JPEG, WebP, AVIF and HEIC when a call does not "
+            "give options.quality."),
+    Setting("images", "max_pixels", "pixel_count", "50MP",
+            "Largest source accepted, in pixels, all frames of an animation summed; "
+            "checked from the header before decoding. Also caps each output. "
+            "Units: P, KP, MP, GP."),
+    Setting("images", "max_frames", "integer(1, 100000)", "500",
+            "Most frames accepted in an animated source."),
+    Setting("imagemagick", "convert", "string", "/usr/bin/convert",
+            "Accepted for compatibility and unused: imagepipe calls ImageMagick "
+            "in-process through Wand."),
+    Setting("imagemagick/env", "MAGICK_THREAD_LIMIT", "integer(1, 256)", "1",
+            "Threads ImageMagick may use inside one operation. Keep 1 and raise "
+            "io_threads instead."),
+    Setting("imagemagick/env", "MAGICK_TIME_LIMIT", "integer(1, 86400)", "60",
+            "Seconds one call may spend in ImageMagick before it is aborted "
+            "(fault 1004). Enforced per call, not per process."),
+    Setting("imagemagick/env", "MAGICK_MEMORY_LIMIT", "byte_size", "256MiB",
+            "Pixel cache memory per process before ImageMagick falls back to mapped "
+            "files."),
+    Setting("imagemagick/env", "MAGICK_MAP_LIMIT", "byte_size", "512MiB",
+            "Memory-mapped pixel cache before ImageMagick falls back to disk."),
+    Setting("imagemagick/env", "MAGICK_DISK_LIMIT", "byte_size", "1GiB",
+            "Disk pixel cache; an image needing more fails (fault 1004)."),
+    Setting("imagemagick/env", "MAGICK_AREA_LIMIT", "pixel_count", "128MP",
+            "Largest image area kept in memory; larger images use the disk cache."),
+    Setting("imagemagick/env", "MAGICK_WIDTH_LIMIT", "pixel_count", "16KP",
+            "Widest image ImageMagick accepts."),
+    Setting("imagemagick/env", "MAGICK_HEIGHT_LIMIT", "pixel_count", "16KP",
+            "Tallest image ImageMagick accepts."),
+)
+
+SECTION_DESCRIPTIONS = {
+    "network": "XML-RPC listener and the read-only view of the tree.",
+    "replication": "ZeroMQ replication between nodes.",
+    "images": "The stored tree and the image work.",
+    "imagemagick": "ImageMagick (through Wand).",
+    "imagemagick/env": "ImageMagick resource limits. Other MAGICK_* variables (for "
+                       "example MAGICK_TMPDIR) are exported to ImageMagick as given.",
+}
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "kib": 1024,
+    "m": 1000 ** 2, "mb": 1000 ** 2, "mib": 1024 ** 2,
+    "g": 1000 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3,
+    "t": 1000 ** 4, "tb": 1000 ** 4, "tib": 1024 ** 4,
+}
+_PIXEL_UNITS = {"": 1, "p": 1, "kp": 1000, "mp": 1000 ** 2, "gp": 1000 ** 3}
+_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def _quantity(value, units):
+    match = _QUANTITY.match(str(value))
+    if not match or match.group(2).lower() not in units:
+        raise VdtValueError(value)
+    return int(float(match.group(1)) * units[match.group(2).lower()])
+
+
+def _check_umask(value):
+    text = str(value).strip()
+    try:
+        if text.lower().startswith("0o"):
+            mask = int(text[2:], 8)
+        elif len(text) > 1 and text.startswith("0"):
+            mask = int(text, 8)
+        else:
+            mask = int(text, 10)
+    except ValueError:
+        raise VdtValueError(value) from None
+    if not 0 <= mask <= 0o777:
+        raise VdtValueError(value)
+    return mask
+
+
+def _check_endpoints(value):
+    items = value if isinstance(value, list) else [value]
+    items = [item.strip() for item in items if item.strip()]
+    for item in items:
+        if not re.match(r"^(tcp|ipc|inproc)://\S+$", item):
+            raise VdtValueError(item)
+    return tuple(items)
+
+
+CHECKS = {
+    "byte_size": lambda value: _quantity(value, _UNITS),
+    "pixel_count": lambda value: _quantity(value, _PIXEL_UNITS),
+    "umask": _check_umask,
+    "endpoints": _check_endpoints,
+    "directory": lambda value: str(value),
+}
+
+_EXPECTED = {
+    "string": "a text value",
+    "boolean": "true or false",
+    "byte_size": "a byte count such as 512MiB, 64MB or 1048576",
+    "pixel_count": "a pixel count such as 50MP, 16KP or 20000",
+    "umask": "an octal umask with a leading 0 (0022) or a decimal one (18)",
+    "endpoints": "ZeroMQ endpoints such as tcp://127.0.0.1:8086, comma separated",
+    "directory": "an existing directory",
+}
+
+
+def expected(setting):
+    """Describe in words what a setting accepts."""
+    name, _, args = setting.check.partition("(")
+    if name == "integer":
+        low, high = args.rstrip(")").split(",")
+        return f"a whole number from {low.strip()} to {high.strip()}"
+    if name == "float":
+        low, high = args.rstrip(")").split(",")
+        return f"a number from {low.strip()} to {high.strip()}"
+    if name == "option":
+        return "one of " + args.rstrip(")").replace("'", "")
+    return _EXPECTED[name]
+
+
+def _lookup(section):
+    return {s.key: s for s in SETTINGS if s.section == section}
+
+
+def configspec():
+    """The configobj spec derived from ``SETTINGS``."""
+    lines = []
+    for section in _sections():
+        depth = section.count("/") + 1
+        name = section.split("/")[-1]
+        lines.append("[" * depth + name + "]" * depth)
+        for setting in _lookup(section).values():
+            default = "" if setting.default is None else f", default={setting.default!r}"
+            check = setting.check
+            if "(" in check:
+                lines.append(f"{setting.key} = {check[:-1]}{default})")
+            else:
+                lines.append(f"{setting.key} = {check}({default.lstrip(', ')})")
+    return lines
+
+
+def _sections():
+    seen = []
+    for setting in SETTINGS:
+        if setting.section not in seen:
+            seen.append(setting.section)
+    return seen
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The ``[network]`` section."""
+
+    interface: str
+    port: int
+    auth: str
+    auth_file: str
+    max_request_bytes: int
+    serve_images: bool
+    shutdown_timeout: float
+
+
+@dataclass(frozen=True)
+class ReplicationSettings:
+    """The ``[replication]`` section (used by replication)."""
+
+    publish: tuple
+    subscribe: tuple
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """The ``[images]`` section, with the automatic values resolved."""
+
+    path: str
+    umask: int
+    io_threads: int
+    max_pending: int
+    transliterate_paths: bool
+    quality: int
+    max_pixels: int
+    max_frames: int
+
+
+@dataclass(frozen=True)
+class MagickSettings:
+    """The ``[imagemagick]`` section: resource limits and extra environment."""
+
+    convert: str
+    thread_limit: int
+    time_limit: int
+    limits: tuple  # ((wand limit name, value), ...)
+    environment: tuple  # ((MAGICK_* name, value), ...) exported as given
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated configuration."""
+
+    filename: str
+    network: NetworkSettings
+    replication: ReplicationSettings
+    images: ImageSettings
+    imagemagick: MagickSettings
+
+
+_WAND_LIMITS = {
+    "MAGICK_MEMORY_LIMIT": "memory",
+    "MAGICK_MAP_LIMIT": "map",
+    "MAGICK_DISK_LIMIT": "disk",
+    "MAGICK_AREA_LIMIT": "area",
+    "MAGICK_WIDTH_LIMIT": "width",
+    "MAGICK_HEIGHT_LIMIT": "height",
+}
+
+
+def load(filename):
+    """Read, validate and type the config file; raise ``ConfigError`` on any problem."""
+    try:
+        raw = ConfigObj(filename, configspec=configspec(), file_error=True,
+                        interpolation=False, encoding="utf-8")
+    except (OSError, ConfigObjError) as error:
+        raise ConfigError(f"{filename}: cannot read config: {_first_line(error)}") from None
+    result = raw.validate(Validator(CHECKS), preserve_errors=True)
+    if result is not True:
+        for sections, key, error in flatten_errors(raw, result):
+            section = "/".join(sections)
+            if key is None:
+                raise ConfigError(f"{filename}: [{section}] section is missing or malformed")
+            setting = _lookup(section)[key]
+            if error is False:
+                raise ConfigError(f"{filename}: [{section}] {key} is missing: expected "
+                                  f"{expected(setting)}")
+            value = _raw_value(raw, sections, key)
+            raise ConfigError(f"{filename}: [{section}] {key} = {value!r}: expected "
+                              f"{expected(setting)}")
+    _refuse_unknown(filename, raw)
+    return _typed(filename, raw)
+
+
+def _raw_value(raw, sections, key):
+    node = raw
+    for name in sections:
+        node = node[name]
+    return node.get(key)
+
+
+def _refuse_unknown(filename, raw):
+    for sections, name in get_extra_values(raw):
+        section = "/".join(sections)
+        if section == "imagemagick/env" and name.startswith("MAGICK_"):
+            continue
+        where = f"[{section}] {name}" if sections else f"[{name}]"
+        raise ConfigError(f"{filename}: {where}: unknown setting (known: "
+                          f"{_known_in(section)})")
+
+
+def _known_in(section):
+    keys = sorted(_lookup(section)) or sorted({s.section for s in SETTINGS})
+    return ", ".join(keys)
+
+
+def _typed(filename, raw):
+    base = os.path.dirname(os.path.abspath(filename))
+    net = raw["network"]
+    images = raw["images"]
+    magick = raw["imagemagick"]
+    env = magick["env"]
+
+    root = os.path.join(base, images["path"])
+    if not os.path.isdir(root):
+        raise ConfigError(f"{filename}: [images] path = {images['path']!r}: expected "
+                          f"an existing directory")
+    auth_file = net["auth_file"]
+    if net["auth"] != "none":
+        if not auth_file:
+            raise ConfigError(f"{filename}: [network] auth_file = '': expected a "
+                              f"credentials file when auth = {net['auth']}")
+        auth_file = os.path.join(base, auth_file)
+        if not os.path.isfile(auth_file):
+            raise ConfigError(f"{filename}: [network] auth_file = {net['auth_file']!r}: "
+                              f"expected an existing file")
+    threads = images["io_threads"] or (os.cpu_count() or 1)
+    declared = _lookup("imagemagick/env")
+    return Config(
+        filename=filename,
+        network=NetworkSettings(
+            interface=net["interface"], port=net["port"], auth=net["auth"],
+            auth_file=auth_file, max_request_bytes=net["max_request_bytes"],
+            serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"]),
+        replication=ReplicationSettings(
+            publish=raw["replication"]["publish"], subscribe=raw["replication"]["subscribe"]),
+        images=ImageSettings(
+            path=os.path.realpath(root), umask=images["umask"], io_threads=threads,
+            max_pending=images["max_pending"] or 4 * threads,
+            transliterate_paths=images["transliterate_paths"], quality=images["quality"],
+            max_pixels=images["max_pixels"], max_frames=images["max_frames"]),
+        imagemagick=MagickSettings(
+            convert=magick["convert"],
+            thread_limit=env["MAGICK_THREAD_LIMIT"],
+            time_limit=env["MAGICK_TIME_LIMIT"],
+            limits=tuple((wand, env[name]) for name, wand in _WAND_LIMITS.items()),
+            environment=tuple((name, str(value)) for name, value in env.items()
+                              if name not in declared)),
+    )
+
+
+def _first_line(error):
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def dist_text():
+    """The commented sample config, generated from ``SETTINGS``."""
+    out = ["# imagepipe configuration. Every key is shown with its default;",
+           "# generated by `python -m imagepipe.config` from imagepipe/config.py.", ""]
+    for section in _sections():
+        depth = section.count("/") + 1
+        name = section.split("/")[-1]
+        indent = "    " * (depth - 1)
+        out.append(f"{indent}{'[' * depth}{name}{']' * depth}")
+        out.extend(_comment(SECTION_DESCRIPTIONS[section], indent))
+        for setting in _lookup(section).values():
+            out.append("")
+            out.extend(_comment(setting.description, indent))
+            value = setting.example if setting.example is not None else setting.default
+            prefix = "# " if setting.default is not None and setting.example is not None else ""
+            out.append(f"{indent}{prefix}{setting.key} = {value}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _comment(text, indent):
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if len(indent) + len(line) + len(word) + 3 > 86:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return [f"{indent}# {line}" for line in lines]
+
+
+if __name__ == "__main__":
+    sys.stdout.write(dist_text())

@@ -1,0 +1,30 @@
+"""Domain exceptions.
+
+Inner code raises these; each protocol turns them into its own answers in one
+table (``imagepipe.rpc.FAULTS`` for XML-RPC).  Messages are written for the
+client: they name the argument and the problem, never a server path.
+"""
+
+
+class ImagepipeError(Exception):
+    """Base of the errors that are reported to clients as they are."""
+
+
+class ClientError(ImagepipeError):
+    """The request is wrong: a bad argument, path, payload or image."""
+
+
+class OperationFailed(ImagepipeError):
+    """A well-formed request could not be carried out (e.g. a missing source)."""
+
+
+class Busy(ImagepipeError):
+    """Too many calls are pending; the client should retry later."""
+
+
+class TooLarge(ImagepipeError):
+    """A configured limit was hit; the message names the limit."""
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line for the operator."""

@@ -1,0 +1,120 @@
+"""Bringing up ImageMagick safely: policy, environment, limits, coders.
+
+ImageMagick reads ``policy.xml`` and ``MAGICK_*`` variables once, when Wand
+is first imported, so ``start`` must run before anything imports Wand.  It
+then proves that the policy is in force (script coders are refused) and finds
+out which optional formats this ImageMagick can really write and read back.
+
+``MAGICK_TIME_LIMIT`` is deliberately not handed to ImageMagick: in
+ImageMagick 6 it counts from process start and aborts the whole process when
+reached, which would kill a long-running server.  The engine enforces it per
+call instead.
+"""
+
+import os
+from dataclasses import dataclass
+
+from imagepipe.errors import ConfigError
+from imagepipe.imaging.formats import FORMATS
+
+POLICY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "magick")
+
+# Each of these must be refused by the policy; a tiny payload per coder.
+_POLICY_PROBES = (
+    ("MVG", b"push graphic-context\nviewbox 0 0 1 1\npop graphic-context\n"),
+    ("MSL", b"<?xml version=\"1.0\"?><image><read filename=\"x.png\"/></image>"),
+    ("SVG", b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\" height=\"1\"/>"),
+    ("TEXT", b"x"),
+    ("HTTPS", b"x"),
+    ("PS", b"%!PS\nshowpage\n"),
+    ("PDF", b"%PDF-1.4\n"),
+)
+
+_OPTIONAL = ("avif", "heic")
+
+
+@dataclass(frozen=True)
+class MagickStatus:
+    """What start-up found: the library version, limits in force, formats."""
+
+    version: str
+    limits: dict
+    formats: tuple  # names of the formats that can be read and written
+
+
+def start(settings):
+    """Prepare the environment, import Wand, apply limits and check the policy.
+
+    Raises ``ConfigError`` when the policy is not in force.
+    """
+    os.environ["MAGICK_CONFIGURE_PATH"] = POLICY_DIR
+    os.environ["MAGICK_THREAD_LIMIT"] = str(settings.thread_limit)
+    os.environ.pop("MAGICK_TIME_LIMIT", None)
+    for name, value in settings.environment:
+        os.environ[name] = value
+    from wand.version import MAGICK_VERSION
+
+    apply_limits(settings)
+    prove_policy()
+    return MagickStatus(version=MAGICK_VERSION, limits=current_limits(),
+                        formats=tuple(_working_formats()))
+
+
+def apply_limits(settings):
+    """Set ImageMagick's resource limits (may be called again on reload)."""
+    from wand.resource import limits
+
+    limits["thread"] = settings.thread_limit
+    for name, value in settings.limits:
+        limits[name] = value
+
+
+def current_limits():
+    """The limits ImageMagick reports now (a policy file may have lowered them)."""
+    from wand.resource import limits
+
+    return {name: limits[name] for name in
+            ("memory", "map", "disk", "area", "width", "height", "thread")}
+
+
+def prove_policy():
+    """Raise ``ConfigError`` unless every dangerous coder is refused."""
+    from wand.exceptions import PolicyError
+    from wand.image import Image
+
+    for coder, payload in _POLICY_PROBES:
+        try:
+            with Image(blob=payload, format=coder):
+                pass
+        except PolicyError:
+            continue
+        except Exception as error:  # noqa: BLE001 - anything but a refusal is a failure
+            raise ConfigError(f"ImageMagick security policy is not in force: the {coder} "
+                              f"probe failed with {type(error).__name__} instead of a "
+                              f"policy refusal (is Wand imported before imagepipe "
+                              f"configured it?)") from None
+        raise ConfigError(f"ImageMagick security policy is not in force: the {coder} "
+                          f"probe was decoded")
+
+
+def _working_formats():
+    """Formats whose encoder and decoder both work on a tiny image."""
+    from wand.color import Color
+    from wand.image import Image
+    from wand.version import formats
+
+    available = set(formats())
+    for fmt in FORMATS:
+        if fmt.coder not in available:
+            continue
+        if fmt.name not in _OPTIONAL:
+            yield fmt.name
+            continue
+        try:
+            with Image(width=8, height=8, background=Color("red")) as probe:
+                blob = probe.make_blob(fmt.coder)
+            with Image(blob=blob, format=fmt.coder) as back:
+                if back.size == (8, 8):
+                    yield fmt.name
+        except Exception:  # noqa: BLE001 - a coder that fails is simply not offered
+            continue

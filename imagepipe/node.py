@@ -1,0 +1,167 @@
+"""A running imagepipe node: listener, reload on SIGHUP, drain on SIGTERM.
+
+``Node`` is the top service.  It owns the worker pool and the listening
+port, applies a reloaded config to the parts that can change while running
+(limits, auth, umask, threads, path rules, the port), and on shutdown stops
+accepting, lets the calls in flight finish, closes connections once their
+answers are flushed, and only then stops the pool.
+"""
+
+import signal
+import sys
+from dataclasses import replace
+
+from twisted.application.service import MultiService
+from twisted.internet import defer, error
+from twisted.logger import Logger
+from twisted.protocols.policies import WrappingFactory
+
+from imagepipe import config as configuration
+from imagepipe.auth import Authenticator
+from imagepipe.errors import ConfigError
+from imagepipe.images import StoreSettings
+from imagepipe.imaging import ImageLimits
+from imagepipe.paths import PathRules
+
+
+def store_settings(config):
+    """The ``StoreSettings`` a config asks for."""
+    return StoreSettings(rules=PathRules(config.images.transliterate_paths),
+                         quality=config.images.quality)
+
+
+def image_limits(config):
+    """The ``ImageLimits`` a config asks for."""
+    return ImageLimits(max_pixels=config.images.max_pixels,
+                       max_frames=config.images.max_frames,
+                       time_limit=config.imagemagick.time_limit)
+
+
+class Node(MultiService):
+    """The top service of one imagepipe process."""
+
+    log = Logger()
+
+    def __init__(self, reactor, config, site, images, workers, rpc, tree_view, magick):
+        super().__init__()
+        self.reactor = reactor
+        self.config = config
+        self.site = site
+        self.images = images
+        self.workers = workers
+        self.rpc = rpc
+        self.tree_view = tree_view
+        self.magick = magick  # module with apply_limits(settings), or None in tests
+        self.factory = WrappingFactory(site)
+        self.port = None
+        workers.setServiceParent(self)
+
+    def startService(self):
+        super().startService()
+        self._listen(self.config.network)
+        self.workers.pool.callInThread(self._sweep)
+        if self.reactor is not None and hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
+
+    def _sweep(self):
+        removed = self.images.tree.sweep()
+        if removed:
+            self.log.info("removed {count} temporary files left by an earlier run",
+                          count=removed)
+
+    def _listen(self, network):
+        try:
+            port = self.reactor.listenTCP(network.port, self.factory,
+                                          interface=network.interface)
+        except error.CannotListenError as failure:
+            if self.port is None:
+                sys.stderr.write(f"imagepipe: cannot listen on {network.interface}:"
+                                 f"{network.port}: {failure.socketError}\n")
+                raise SystemExit(1) from None
+            raise
+        old, self.port = self.port, port
+        self.log.info("listening on {host}:{port}", host=network.interface,
+                      port=port.getHost().port)
+        return old
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        self.workers.closing = True
+        if self.port is not None:
+            port, self.port = self.port, None
+            yield port.stopListening()
+        timeout = self.config.network.shutdown_timeout
+        if self.workers.in_flight:
+            self.log.info("draining {count} calls in flight", count=self.workers.in_flight)
+        yield _within(self.reactor, self.workers.drain(), timeout)
+        yield _within(self.reactor, self._close_connections(), timeout)
+        yield MultiService.stopService(self)
+
+    def _close_connections(self):
+        """Close every connection once its pending answer is written."""
+        protocols = list(self.factory.protocols)
+        closed = [defer.Deferred() for _ in protocols]
+        for protocol, done in zip(protocols, closed):
+            lost = protocol.connectionLost
+
+            def connection_lost(reason, lost=lost, done=done):
+                lost(reason)
+                done.callback(None)
+
+            protocol.connectionLost = connection_lost
+            protocol.transport.loseConnection()
+        return defer.DeferredList(closed)
+
+    def reload(self):
+        """Re-read the config file and apply what can change while running."""
+        try:
+            new = configuration.load(self.config.filename)
+            authenticator = Authenticator.from_settings(new.network)
+        except ConfigError as failure:
+            self.log.error("reload refused, keeping the running config: {error}",
+                           error=str(failure))
+            return
+        if new.images.path != self.config.images.path:
+            self.log.warn("[images] path changed: takes effect after a restart")
+        network = new.network
+        if (network.interface, network.port) != (self.config.network.interface,
+                                                 self.config.network.port):
+            try:
+                old = self._listen(network)
+            except error.CannotListenError as failure:
+                self.log.error("reload: cannot listen on {host}:{port} ({error}); keeping "
+                               "the old port", host=network.interface, port=network.port,
+                               error=failure.socketError)
+                network = replace(network, interface=self.config.network.interface,
+                                  port=self.config.network.port)
+                new = replace(new, network=network)
+            else:
+                if old is not None:
+                    old.stopListening()
+        self.rpc.authenticator = authenticator
+        self.site.max_request_bytes = network.max_request_bytes
+        self.images.settings = store_settings(new)
+        self.images.tree.umask = new.images.umask
+        self.images.engine.limits = image_limits(new)
+        self.workers.resize(new.images.io_threads, new.images.max_pending)
+        if self.tree_view is not None:
+            self.tree_view.rules = self.images.settings.rules
+        if self.magick is not None:
+            self.magick.apply_limits(new.imagemagick)
+        self.config = new
+        self.log.info("configuration reloaded from {file}", file=new.filename)
+
+
+def _within(reactor, d, seconds):
+    """``d``, or None after ``seconds`` (waiting stops; nothing is cancelled)."""
+    result = defer.Deferred()
+    timer = reactor.callLater(seconds, lambda: result.called or result.callback(None))
+
+    def fire(value):
+        if timer.active():
+            timer.cancel()
+        if not result.called:
+            result.callback(None)
+
+    d.addBoth(fire)
+    return result

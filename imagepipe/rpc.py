@@ -1,0 +1,165 @@
+"""The XML-RPC resource: thin ``xmlrpc_*`` methods that delegate to ``ImageStore``.
+
+Bodies are parsed with defusedxml (no DTDs, entities or external
+references).  ``FAULTS`` is the one table from domain errors to fault codes;
+anything else is logged with a request id and answered with fault 1002,
+never with a traceback or a server path.
+"""
+
+import inspect
+import secrets
+import time
+import xmlrpc.client as xmlrpclib
+
+from defusedxml import DefusedXmlException
+from defusedxml.xmlrpc import DefusedExpatParser
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import server, xmlrpc
+
+from imagepipe.errors import Busy, ClientError, OperationFailed, TooLarge
+
+CLIENT_ERROR = 1000
+OPERATION_FAILED = 1001
+INTERNAL_ERROR = 1002
+BUSY = 1003
+TOO_LARGE = 1004
+
+FAULTS = (
+    (ClientError, CLIENT_ERROR),
+    (OperationFailed, OPERATION_FAILED),
+    (Busy, BUSY),
+    (TooLarge, TOO_LARGE),
+)
+
+
+def fault_for(error):
+    """The ``xmlrpc.Fault`` for a domain error, or None for an unexpected one."""
+    for kind, code in FAULTS:
+        if isinstance(error, kind):
+            return xmlrpc.Fault(code, str(error))
+    return None
+
+
+class ImagepipeRPC(xmlrpc.XMLRPC):
+    """``store_image``, ``move_image``, ``delete_image``, ``image_info`` and ``system.*``."""
+
+    NOT_FOUND = CLIENT_ERROR
+    FAILURE = INTERNAL_ERROR
+    log = Logger()
+
+    def __init__(self, images, authenticator):
+        super().__init__(allowNone=True, useDateTime=False)
+        self.images = images
+        self.authenticator = authenticator
+        xmlrpc.addIntrospection(self)
+
+    def render_POST(self, request):
+        if not self.authenticator.allows(request.getHeader(b"authorization")):
+            request.setResponseCode(401)
+            request.setHeader(b"www-authenticate", self.authenticator.challenge)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"401 Unauthorized: missing or wrong credentials\n"
+        request.content.seek(0, 0)
+        request.setHeader(b"content-type", b"text/xml; charset=utf-8")
+        request.rid = secrets.token_hex(6)
+        try:
+            args, method = _parse(request.content.read())
+            function = self.lookupProcedure(method)
+            _check_arity(method, function, args)
+        except xmlrpc.Fault as fault:
+            self._cbRender(fault, request)
+            return server.NOT_DONE_YET
+        started = time.monotonic()
+        d = defer.maybeDeferred(function, *args)
+        d.addErrback(self._fault, request, method)
+        d.addCallback(self._logged, request, method, started)
+        d.addCallback(self._cbRender, request)
+        return server.NOT_DONE_YET
+
+    def lookupProcedure(self, procedurePath):
+        try:
+            return super().lookupProcedure(procedurePath)
+        except xmlrpc.NoSuchFunction:
+            raise xmlrpc.Fault(CLIENT_ERROR, f"no such method: {procedurePath!r}"[:120]) from None
+
+    def _fault(self, failure, request, method):
+        fault = failure.value if isinstance(failure.value, xmlrpc.Fault) else fault_for(failure.value)
+        if fault is None:
+            self.log.failure("{method} failed [request {rid}]", failure,
+                             method=method, rid=request.rid)
+            fault = xmlrpc.Fault(INTERNAL_ERROR, f"internal error (request id {request.rid})")
+        return fault
+
+    def _logged(self, result, request, method, started):
+        outcome = f"fault {result.faultCode}: {result.faultString}" if isinstance(
+            result, xmlrpc.Fault) else "ok"
+        self.log.info("{method} {outcome} in {ms:.0f} ms [request {rid}]", method=method,
+                      outcome=outcome, ms=1000 * (time.monotonic() - started), rid=request.rid)
+        return result
+
+    def xmlrpc_store_image(self, image, path, format=None, size=None, composite=0, crop=0,
+                           options=None):
+        """store_image(image, path, format=None, size=None, composite=0, crop=0, options=None)
+
+        Store an image (base64 text or binary) at path, relative to the image
+        root.  size is [width, height] or {suffix: [width, height]}; format,
+        composite and crop are single values or dicts keyed like size.
+        options: quality (1-100), progressive, strip, background, filter.
+        Returns 'OK' once every variant is durably written.
+        """
+        d = self.images.store(image, path, format, size, composite, crop, options)
+        return d.addCallback(lambda change: "OK")
+
+    def xmlrpc_move_image(self, src_path, dst_path):
+        """move_image(src_path, dst_path)
+
+        Move an image, or a list of images to a list of equal length.
+        Creates the destination directories.  Returns 'OK'.
+        """
+        return self.images.move(src_path, dst_path).addCallback(lambda change: "OK")
+
+    def xmlrpc_delete_image(self, path):
+        """delete_image(path)
+
+        Delete an image or a list of images; a missing image is fine.  Returns 'OK'.
+        """
+        return self.images.delete(path).addCallback(lambda change: "OK")
+
+    def xmlrpc_image_info(self, path):
+        """image_info(path)
+
+        Describe a stored image: {width, height, format, mime, frames,
+        orientation, bytes, sha256, path}.
+        """
+        return self.images.info(path)
+
+
+def _parse(body):
+    """Method name and arguments of an XML-RPC request body, parsed safely."""
+    target = xmlrpclib.Unmarshaller(use_datetime=False, use_builtin_types=False)
+    parser = DefusedExpatParser(target, forbid_dtd=True)
+    try:
+        parser.feed(body)
+        parser.close()
+        args = target.close()
+        method = target.getmethodname()
+    except DefusedXmlException as error:
+        raise xmlrpc.Fault(CLIENT_ERROR, f"request refused: {type(error).__name__} "
+                                         f"(DTDs and entities are not allowed)") from None
+    except Exception as error:  # noqa: BLE001 - any parse failure is the client's
+        raise xmlrpc.Fault(CLIENT_ERROR, f"cannot parse XML-RPC request: "
+                                         f"{str(error)[:120]}") from None
+    if not method:
+        raise xmlrpc.Fault(CLIENT_ERROR, "cannot parse XML-RPC request: no method name")
+    return args, method
+
+
+def _check_arity(method, function, args):
+    try:
+        inspect.signature(function).bind(*args)
+    except TypeError:
+        params = inspect.signature(function).parameters.values()
+        required = sum(1 for p in params if p.default is inspect.Parameter.empty)
+        raise xmlrpc.Fault(CLIENT_ERROR, f"{method}: takes {required} to {len(params)} "
+                                         f"arguments, {len(args)} given") from None

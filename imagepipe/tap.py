@@ -1,0 +1,64 @@
+"""twistd entry point: ``Options`` and ``makeService``, which assembles a node."""
+
+import sys
+
+from twisted.python import usage
+
+from imagepipe.errors import ConfigError
+
+
+class Options(usage.Options):
+    """Command line of ``twistd imagepipe``."""
+
+    optParameters = [
+        ["config", "c", "imagepipe.ini", "Path to the configuration file."],
+    ]
+
+
+def makeService(options):
+    """Build the node described by the config file; exit with one line if it is wrong."""
+    try:
+        return build(options["config"])
+    except ConfigError as error:
+        sys.stderr.write(f"imagepipe: {error}\n")
+        raise SystemExit(1) from None
+
+
+def build(filename, reactor=None):
+    """Load ``filename`` and wire every part of a node together."""
+    from twisted.logger import Logger
+
+    from imagepipe import config as configuration
+    from imagepipe.imaging import magick
+
+    config = configuration.load(filename)
+    status = magick.start(config.imagemagick)  # before anything imports Wand
+
+    from imagepipe.auth import Authenticator
+    from imagepipe.images import ImageStore
+    from imagepipe.imaging.wand_engine import WandEngine
+    from imagepipe.node import Node, image_limits, store_settings
+    from imagepipe.rpc import ImagepipeRPC
+    from imagepipe.store import Tree
+    from imagepipe.web.site import ImagepipeSite, Root
+    from imagepipe.web.tree import TreeResource
+    from imagepipe.workers import WorkerPool
+
+    if reactor is None:
+        from twisted.internet import reactor
+
+    log = Logger(namespace="imagepipe")
+    log.info("{version}; formats {formats}; limits {limits}", version=status.version,
+             formats=", ".join(status.formats), limits=status.limits)
+    if config.imagemagick.convert:
+        log.info("[imagemagick] convert is not used: images are processed in-process")
+
+    settings = store_settings(config)
+    workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending)
+    tree = Tree(config.images.path, config.images.umask)
+    engine = WandEngine(image_limits(config), status.formats)
+    images = ImageStore(tree, engine, workers, settings)
+    rpc = ImagepipeRPC(images, Authenticator.from_settings(config.network))
+    view = TreeResource(tree, settings.rules) if config.network.serve_images else None
+    site = ImagepipeSite(Root(rpc, view), config.network.max_request_bytes)
+    return Node(reactor, config, site, images, workers, rpc, view, magick)

@@ -1,0 +1,1 @@
+"""HTTP: the site that carries XML-RPC and serves the stored tree."""

@@ -1,0 +1,99 @@
+"""The Twisted site: XML-RPC at ``/`` (and ``/RPC2``), the tree at ``/images/``.
+
+``LimitedRequest`` enforces ``max_request_bytes`` while the body arrives: a
+declared ``Content-Length`` over the limit is answered 413 from the headers
+alone and the body is discarded unread; a body that grows past the limit
+(chunked uploads) is cut off with 413.
+"""
+
+from twisted.web import resource, server
+from twisted.web.http import Request
+
+_TOO_LARGE = (
+    b"HTTP/1.1 413 Payload Too Large\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s"
+)
+
+
+class _Discard:
+    """Stands in for the body buffer of a refused request."""
+
+    def write(self, data):
+        pass
+
+    def seek(self, *args):
+        pass
+
+    def read(self, *args):
+        return b""
+
+    def close(self):
+        pass
+
+
+class LimitedRequest(server.Request):
+    """A request whose body may not exceed ``site.max_request_bytes``."""
+
+    refused = False
+
+    def gotLength(self, length):
+        self.received = 0
+        if length is not None and length > self.channel.site.max_request_bytes:
+            self._refuse(f"declared body of {length} bytes")
+            return
+        Request.gotLength(self, length)
+
+    def handleContentChunk(self, data):
+        if self.refused:
+            return
+        self.received += len(data)
+        if self.received > self.channel.site.max_request_bytes:
+            self._refuse(f"body past {self.received} bytes")
+            self.channel.transport.loseConnection()
+            return
+        Request.handleContentChunk(self, data)
+
+    def _refuse(self, what):
+        self.refused = True
+        if self.content is not None:
+            self.content.close()
+        self.content = _Discard()
+        limit = self.channel.site.max_request_bytes
+        body = (f"413 Payload Too Large: {what} exceeds max_request_bytes "
+                f"({limit})\n").encode()
+        self.channel.transport.write(_TOO_LARGE % (len(body), body))
+
+    def process(self):
+        if self.refused:
+            # The answer went out already; the body was read and thrown away.
+            self.channel.transport.loseConnection()
+            return
+        server.Request.process(self)
+
+
+class Root(resource.Resource):
+    """Dispatches ``/`` and ``/RPC2`` to XML-RPC and ``/images/`` to the tree."""
+
+    def __init__(self, rpc, tree=None):
+        super().__init__()
+        self.rpc = rpc
+        self.tree = tree
+
+    def getChild(self, name, request):
+        if name in (b"", b"RPC2"):
+            return self.rpc
+        if name == b"images" and self.tree is not None:
+            return self.tree
+        return resource.NoResource("No such resource.")
+
+
+class ImagepipeSite(server.Site):
+    """A site with the request body limit (changeable on reload)."""
+
+    requestFactory = LimitedRequest
+
+    def __init__(self, root, max_request_bytes, **kwargs):
+        super().__init__(root, **kwargs)
+        self.max_request_bytes = max_request_bytes

@@ -1,0 +1,181 @@
+"""Shared test helpers: a real twistd process on a free port, and sample images.
+
+``Server`` writes a config file, starts ``twistd -n imagepipe`` as a child
+process and waits for its port to accept connections (an event, not a
+sleep).  Outputs are decoded with Pillow, never with imagepipe's own code.
+"""
+
+import base64
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(os.environ.get("IMAGEPIPE_CORPUS", ROOT.parent / "shared" / "corpus"))
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+
+
+def free_port():
+    """A TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30.0, interval=0.02, what="condition"):
+    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def render_config(sections):
+    """The text of an ini file from {section: {key: value}} (``env`` nests in imagemagick)."""
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if isinstance(value, dict):
+                lines.append(f"[[{key}]]")
+                lines.extend(f"{k} = {v}" for k, v in value.items())
+            else:
+                lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+class Server:
+    """One imagepipe process under test."""
+
+    def __init__(self, base, **overrides):
+        self.base = Path(base)
+        self.root = self.base / "images"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.config = self.base / "imagepipe.ini"
+        self.logfile = self.base / "twistd.log"
+        self.sections = {
+            "network": {"interface": "127.0.0.1", "port": self.port},
+            "images": {"path": str(self.root)},
+        }
+        for key, value in overrides.items():
+            section, _, name = key.partition("__")
+            self.sections.setdefault(section, {})[name] = value
+        self.process = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/"
+
+    def write_config(self):
+        self.config.write_text(render_config(self.sections))
+
+    def start(self, wait=True):
+        self.write_config()
+        self._log = open(self.logfile, "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "imagepipe", "-c", str(self.config)],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=self.base, env=env)
+        if wait:
+            self.wait_listening(self.port)
+        return self
+
+    def wait_listening(self, port, timeout=30.0):
+        def listening():
+            if self.process.poll() is not None:
+                raise AssertionError(f"imagepipe exited ({self.process.returncode}):\n"
+                                     f"{self.log()}")
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+        wait_for(listening, timeout, what=f"port {port}")
+
+    def proxy(self, **kwargs):
+        return xmlrpc.client.ServerProxy(self.url, allow_none=True, **kwargs)
+
+    def log(self):
+        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+
+    def send(self, sig):
+        self.process.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process:
+            self._log.close()
+        return self.process.returncode if self.process else None
+
+    def files(self):
+        """Every regular file under the root, as relative paths."""
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A node with default settings, shared by the tests of one module."""
+    node = Server(tmp_path_factory.mktemp("node"), images__max_pending=64).start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Start nodes with particular settings; all are stopped after the test."""
+    started = []
+
+    def make(**overrides):
+        node = Server(tmp_path / f"node{len(started)}", **overrides)
+        started.append(node)
+        return node
+
+    yield make
+    for node in started:
+        node.stop(signal.SIGKILL)
+
+
+def corpus(name):
+    """Bytes of a corpus file."""
+    return (CORPUS / name).read_bytes()
+
+
+def b64(data):
+    """Base64 text, as the original clients sent it."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def picture(width, height, mode="RGB", fmt="JPEG", colour=(200, 30, 30), **save):
+    """A generated image with a gradient, encoded by Pillow."""
+    image = Image.new(mode, (width, height), colour if mode != "RGBA" else colour + (255,))
+    pixels = image.load()
+    for x in range(0, width, max(1, width // 64)):
+        for y in range(height):
+            pixels[x, y] = (x * 255 // width, y * 255 // height, 90) + (
+                (255,) if mode == "RGBA" else ())
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()
+
+
+def opened(data):
+    """Decode bytes with Pillow (the independent decoder)."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
