@@ -179,3 +179,16 @@ def opened(data):
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The Wand engine in-process, behind imagepipe's ImageMagick policy."""
+    from imagepipe.config import MagickSettings
+    from imagepipe.imaging import ImageLimits, magick
+
+    status = magick.start(MagickSettings(convert="", thread_limit=1, time_limit=60,
+                                         limits=(), environment=()))
+    from imagepipe.imaging.wand_engine import WandEngine
+
+    return WandEngine(ImageLimits(max_pixels=50_000_000, max_frames=500), status.formats)

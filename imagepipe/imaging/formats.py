@@ -60,3 +60,61 @@ def sniff(data):
         if brands & _HEIC_BRANDS:
             return _BY_NAME["heic"]
     return None
+
+
+def declared_size(fmt, data):
+    """Width and height as the header of ``data`` declares them, or None.
+
+    Read straight from the bytes so that a limit can be checked before any
+    decoder runs; None when the format has no simple header (AVIF, HEIC) or
+    the header is unreadable.
+    """
+    try:
+        if fmt.name == "png" and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        if fmt.name == "gif":
+            return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+        if fmt.name == "jpg":
+            return _jpeg_size(data)
+        if fmt.name == "webp":
+            return _webp_size(data)
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data):
+    offset = 2
+    while offset + 9 < len(data):
+        if data[offset] != 0xFF:
+            return None
+        marker = data[offset + 1]
+        if marker == 0xFF:
+            offset += 1
+            continue
+        length = int.from_bytes(data[offset + 2:offset + 4], "big")
+        if marker in _SOF:
+            height = int.from_bytes(data[offset + 5:offset + 7], "big")
+            width = int.from_bytes(data[offset + 7:offset + 9], "big")
+            return width, height
+        if marker == 0xDA:
+            return None
+        offset += 2 + length
+    return None
+
+
+def _webp_size(data):
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return (int.from_bytes(data[24:27], "little") + 1,
+                int.from_bytes(data[27:30], "little") + 1)
+    if chunk == b"VP8 ":
+        return (int.from_bytes(data[26:28], "little") & 0x3FFF,
+                int.from_bytes(data[28:30], "little") & 0x3FFF)
+    if chunk == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None

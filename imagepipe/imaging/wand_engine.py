@@ -16,11 +16,12 @@ from wand.color import Color
 from wand.api import library
 from wand.exceptions import BaseError, ResourceLimitError, WandRuntimeError
 from wand.image import ORIENTATION_TYPES, Image
+from wand.resource import limits as magick_limits
 
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import SourceInfo
 from imagepipe.imaging import geometry
-from imagepipe.imaging.formats import sniff
+from imagepipe.imaging.formats import declared_size, sniff
 
 _ALLOWED_TEXT = "JPEG, PNG, GIF, WebP, AVIF, HEIC"
 
@@ -63,6 +64,9 @@ class WandEngine:
         fmt = sniff(data)
         if fmt is None or fmt.name not in self.formats:
             raise ClientError(f"image: not an allowed image type (allowed: {_ALLOWED_TEXT})")
+        declared = declared_size(fmt, data)
+        if declared:
+            self._check_pixels(*declared, 1)
         try:
             with Image.ping(blob=data, format=fmt.coder) as image:
                 frames = len(image.sequence)
@@ -80,11 +84,19 @@ class WandEngine:
         if info.frames > self.limits.max_frames:
             raise TooLarge(f"image: {info.frames} frames exceed max_frames "
                            f"({self.limits.max_frames})")
-        pixels = info.width * info.height * info.frames
+        self._check_pixels(info.width, info.height, info.frames)
+
+    def _check_pixels(self, width, height, frames):
+        pixels = width * height * frames
         if pixels > self.limits.max_pixels:
-            raise TooLarge(f"image: {info.width}x{info.height}"
-                           f"{f' x {info.frames} frames' if info.frames > 1 else ''} = "
+            raise TooLarge(f"image: {width}x{height}"
+                           f"{f' x {frames} frames' if frames > 1 else ''} = "
                            f"{pixels} pixels exceed max_pixels ({self.limits.max_pixels})")
+        for side, value in (("width", width), ("height", height)):
+            limit = magick_limits[side]
+            if value > limit:
+                raise TooLarge(f"image: {side} {value} exceeds MAGICK_{side.upper()}_LIMIT "
+                               f"({limit})")
 
     def render(self, data, variants, options):
         """Make every variant of ``data``; return their encoded bytes in order.
@@ -193,10 +205,7 @@ def _finish(image, plan, fmt, options):
     if fmt.name in ("jpg", "webp", "avif", "heic"):
         image.compression_quality = options.quality
     if fmt.name == "jpg":
-        image.sampling_factors = (2, 2)
-        image.interlace_scheme = "plane" if options.progressive else "no"
-    elif fmt.name in ("png", "gif"):
-        image.interlace_scheme = "no"
+        image.options["jpeg:sampling-factor"] = "2x2,1x1,1x1"  # 4:2:0
     if fmt.name == "gif":
         # Palette each frame here, undithered: the GIF encoder's own dithered
         # quantisation costs ImageMagick 6 about 50 ms per frame.
@@ -204,14 +213,15 @@ def _finish(image, plan, fmt, options):
     if fmt.name != "gif" and len(image.sequence) > 1:
         first = Image(image=image.sequence[0])
         try:
-            return _encode(first, fmt)
+            return _encode(first, fmt, options.progressive)
         finally:
             first.close()
-    return _encode(image, fmt)
+    return _encode(image, fmt, options.progressive)
 
 
-def _encode(image, fmt):
-    return image.make_blob(fmt.coder)
+def _encode(image, fmt, progressive=False):
+    # ImageMagick 6 only honours interlacing of JPEG through the PJPEG coder.
+    return image.make_blob("PJPEG" if fmt.name == "jpg" and progressive else fmt.coder)
 
 
 # PNG chunks never written: metadata and timestamps (timestamps would make

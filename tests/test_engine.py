@@ -1,0 +1,260 @@
+"""Image semantics of the engine, checked with Pillow as the independent decoder."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image, ImageChops, ImageCms, ImageStat, JpegImagePlugin
+
+from conftest import corpus, opened, picture
+from imagepipe.errors import ClientError, TooLarge
+from imagepipe.imaging import EncodeOptions, VariantSpec
+from imagepipe.imaging.formats import by_name
+from imagepipe.imaging.geometry import Mode
+
+JPG, PNG, GIF, WEBP = (by_name(n) for n in ("jpg", "png", "gif", "webp"))
+OPTIONS = EncodeOptions()
+
+
+def render_one(engine, data, box, mode=Mode.FIT, fmt=JPG, options=OPTIONS):
+    (out,) = engine.render(data, [VariantSpec(box, mode, fmt)], options)
+    return opened(out), out
+
+
+def two_colour_jpeg(orientation=None):
+    """60x40: left half red, right half blue; optionally with an EXIF orientation."""
+    image = Image.new("RGB", (60, 40), (255, 0, 0))
+    image.paste((0, 0, 255), (30, 0, 60, 40))
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    exif[0x010F] = "CameraMaker"  # Make
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95, exif=exif.tobytes(),
+               icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    return out.getvalue()
+
+
+def close_to(pixel, colour, tolerance=40):
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour))
+
+
+def png_chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(
+        ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def test_fit_crop_and_pad_sizes_on_a_real_photo(engine):
+    data = corpus("Kleiber_by_Lukas_Baubkus.jpg")
+    specs = [VariantSpec((1024, 1024), Mode.FIT, JPG), VariantSpec((250, 250), Mode.FIT, JPG),
+             VariantSpec((50, 50), Mode.CROP, JPG), VariantSpec((300, 300), Mode.PAD, PNG)]
+    sizes = [opened(out).size for out in engine.render(data, specs, OPTIONS)]
+    assert sizes == [(1024, 576), (250, 141), (50, 50), (300, 300)]
+
+
+def test_cascade_matches_a_direct_resize(engine):
+    data = corpus("sunset_by_Aitzol_Berasategi.jpg")
+    both = engine.render(data, [VariantSpec((1024, 1024), Mode.FIT, PNG),
+                                VariantSpec((250, 250), Mode.FIT, PNG)], OPTIONS)
+    (alone,) = engine.render(data, [VariantSpec((250, 250), Mode.FIT, PNG)], OPTIONS)
+    difference = ImageChops.difference(opened(both[1]).convert("RGB"),
+                                       opened(alone).convert("RGB"))
+    assert max(ImageStat.Stat(difference).mean) < 1.5
+
+
+def test_pad_on_png_leaves_a_transparent_border(engine):
+    image, _ = render_one(engine, picture(400, 200), (100, 100), Mode.PAD, PNG)
+    assert image.size == (100, 100) and image.mode == "RGBA"
+    assert image.getpixel((50, 2))[3] == 0 and image.getpixel((50, 50))[3] == 255
+
+
+def test_pad_on_jpeg_uses_white_never_black(engine):
+    image, _ = render_one(engine, picture(400, 200), (100, 100), Mode.PAD, JPG)
+    assert close_to(image.getpixel((50, 2)), (255, 255, 255), 8)
+
+
+def test_pad_background_option(engine):
+    options = EncodeOptions(background="#00ff00")
+    image, _ = render_one(engine, picture(400, 200), (100, 100), Mode.PAD, JPG, options)
+    assert close_to(image.getpixel((50, 2)), (0, 255, 0), 8)
+
+
+def test_transparent_png_to_jpeg_is_flattened_on_white(engine):
+    source = Image.new("RGBA", (80, 80), (0, 0, 0, 0))
+    source.paste((10, 120, 10, 255), (20, 20, 60, 60))
+    out = io.BytesIO()
+    source.save(out, "PNG")
+    image, _ = render_one(engine, out.getvalue(), (40, 40), Mode.FIT, JPG)
+    assert close_to(image.getpixel((1, 1)), (255, 255, 255), 8)
+    assert close_to(image.getpixel((20, 20)), (10, 120, 10), 20)
+
+
+def test_real_alpha_png_keeps_alpha_when_output_is_png(engine):
+    image, _ = render_one(engine, corpus("emerald_logo_alpha.png"), (200, 200), Mode.FIT, PNG)
+    assert image.mode == "RGBA" and image.size == (188, 200)
+    assert image.getchannel("A").getextrema() == (0, 255)
+
+
+def test_exif_orientation_is_applied(engine):
+    image, _ = render_one(engine, two_colour_jpeg(orientation=6), None, Mode.FIT, JPG)
+    assert image.size == (40, 60)
+    assert close_to(image.getpixel((20, 5)), (255, 0, 0)) and close_to(
+        image.getpixel((20, 55)), (0, 0, 255))
+    assert image.getexif().get(0x0112, 1) == 1
+
+
+def test_exif_orientation_with_resize_and_shrink_on_load(engine):
+    big = Image.new("RGB", (3000, 2000), (255, 0, 0))
+    big.paste((0, 0, 255), (1500, 0, 3000, 2000))
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    out = io.BytesIO()
+    big.save(out, "JPEG", exif=exif.tobytes())
+    image, _ = render_one(engine, out.getvalue(), (100, 100), Mode.FIT, JPG)
+    # orientation 8 is 90 degrees anticlockwise: the right (blue) half goes on top
+    assert image.size == (67, 100)
+    assert close_to(image.getpixel((33, 5)), (0, 0, 255)) and close_to(
+        image.getpixel((33, 95)), (255, 0, 0))
+
+
+def test_metadata_is_stripped_but_the_colour_profile_kept(engine):
+    source = two_colour_jpeg()
+    image, _ = render_one(engine, source, (30, 30), Mode.FIT, JPG)
+    assert image.info.get("icc_profile") == opened(source).info["icc_profile"]
+    assert 0x010F not in image.getexif()
+
+
+def test_strip_false_keeps_exif(engine):
+    image, _ = render_one(engine, two_colour_jpeg(), (30, 30), Mode.FIT, JPG,
+                          EncodeOptions(strip=False))
+    assert image.getexif().get(0x010F) == "CameraMaker"
+
+
+def test_animated_gif_keeps_frames_delays_and_loop(engine):
+    frames = [Image.new("RGB", (120, 80), colour) for colour in ("red", "green", "blue")]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=[100, 200, 300],
+                   loop=3)
+    _, data = render_one(engine, out.getvalue(), (60, 60), Mode.FIT, GIF)
+    image = Image.open(io.BytesIO(data))
+    assert image.n_frames == 3 and image.size == (60, 40) and image.info["loop"] == 3
+    durations = []
+    for index in range(3):
+        image.seek(index)
+        durations.append(image.info["duration"])
+        assert image.size == (60, 40)
+    assert durations == [100, 200, 300]
+
+
+def test_real_animated_gif_is_resized_frame_by_frame(engine):
+    source = corpus("wand_nocomments_anim.gif")
+    _, data = render_one(engine, source, (100, 100), Mode.FIT, GIF)
+    image = Image.open(io.BytesIO(data))
+    assert image.n_frames == Image.open(io.BytesIO(source)).n_frames == 46
+    assert image.size == (100, 56)
+
+
+def test_animated_gif_to_png_keeps_the_first_frame(engine):
+    image, _ = render_one(engine, corpus("pillow_chi_anim.gif"), (100, 100), Mode.FIT, PNG)
+    assert image.format == "PNG" and getattr(image, "n_frames", 1) == 1
+    assert image.size == (100, 75)
+
+
+@pytest.mark.parametrize("name,pillow", [("webp", "WEBP"), ("avif", "AVIF"), ("png", "PNG"),
+                                         ("gif", "GIF"), ("jpg", "JPEG")])
+def test_output_formats_decode_with_pillow(engine, name, pillow):
+    image, _ = render_one(engine, picture(300, 200), (150, 150), Mode.FIT, by_name(name))
+    assert image.format == pillow and image.size == (150, 100)
+
+
+@pytest.mark.parametrize("name", ["jpg", "png", "gif", "webp"])
+def test_same_input_gives_the_same_bytes(engine, name):
+    data = picture(500, 300, "RGB", "PNG")
+    spec = [VariantSpec((120, 120), Mode.PAD, by_name(name))]
+    assert engine.render(data, spec, OPTIONS) == engine.render(data, spec, OPTIONS)
+
+
+def test_quality_and_progressive_options(engine):
+    data = corpus("Dragonfly_by_Bolly.jpg")
+    low, low_bytes = render_one(engine, data, (800, 800), options=EncodeOptions(quality=30))
+    high, high_bytes = render_one(engine, data, (800, 800), options=EncodeOptions(quality=95))
+    assert len(low_bytes) < len(high_bytes) / 2
+    progressive, _ = render_one(engine, data, (800, 800),
+                                options=EncodeOptions(progressive=True))
+    assert progressive.info.get("progressive") and not high.info.get("progressive")
+    assert JpegImagePlugin.get_sampling(high) == 2  # 4:2:0
+
+
+def test_no_resize_and_same_format_returns_the_verified_bytes(engine):
+    data = corpus("pillow_chi_anim.gif")
+    assert engine.render(data, [VariantSpec(None, Mode.FIT, None, verbatim=True)],
+                         OPTIONS) == [data]
+
+
+def test_png_bytes_under_a_jpg_name_are_converted(engine):
+    data = picture(40, 40, fmt="PNG")
+    (out,) = engine.render(data, [VariantSpec(None, Mode.FIT, JPG, verbatim=True)], OPTIONS)
+    assert opened(out).format == "JPEG"
+
+
+# Hostile inputs: each is refused with a clear error.
+
+@pytest.mark.parametrize("payload", [
+    b"<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>",
+    b"push graphic-context\nviewbox 0 0 640 480\nfill 'url(https://x.example/x.jpg\"|ls \"-la)'\n"
+    b"pop graphic-context\n",
+    b"%!PS-Adobe-3.0\n/x 1 def\nshowpage\n",
+    b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+    b"<?xml version='1.0'?><image><read filename='/etc/passwd'/></image>",
+    b"ephemeral:/etc/passwd",
+    b"msl:/tmp/x.msl",
+    bytes(range(256)) * 10,
+])
+def test_non_image_payloads_are_refused_before_imagemagick(engine, payload):
+    with pytest.raises(ClientError, match="not an allowed image type"):
+        engine.render(payload, [VariantSpec((10, 10), Mode.FIT, JPG)], OPTIONS)
+
+
+def test_truncated_jpeg_is_refused(engine):
+    data = corpus("seeding_by_Clements_Engelhardt.jpg")[:300_000]
+    with pytest.raises(ClientError, match="truncated"):
+        engine.render(data, [VariantSpec(None, Mode.FIT, None, verbatim=True)], OPTIONS)
+
+
+def test_truncated_png_is_refused(engine):
+    data = corpus("emerald_logo_alpha.png")[:100_000]
+    with pytest.raises(ClientError, match="cannot"):
+        engine.render(data, [VariantSpec((10, 10), Mode.FIT, PNG)], OPTIONS)
+
+
+def test_png_declaring_20000_by_20000_is_refused_from_its_header(engine):
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1000)
+    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat)
+            + png_chunk(b"IEND", b""))
+    with pytest.raises(TooLarge, match="max_pixels"):
+        engine.render(data, [VariantSpec((10, 10), Mode.FIT, PNG)], OPTIONS)
+
+
+def test_gif_with_thousands_of_frames_is_refused(engine):
+    frames = [Image.new("P", (4, 4), index % 2) for index in range(1200)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], optimize=False)
+    with pytest.raises(TooLarge, match="max_frames"):
+        engine.render(out.getvalue(), [VariantSpec((2, 2), Mode.FIT, GIF)], OPTIONS)
+
+
+def test_png_text_profile_cannot_embed_a_server_file(engine):
+    """CVE-2022-44268: a tEXt 'profile' naming a file must not leak it."""
+    source = picture(32, 32, fmt="PNG")
+    end = source.rindex(b"IEND") - 4
+    hostile = source[:end] + png_chunk(b"tEXt", b"profile\x00/etc/passwd") + source[end:]
+    for options in (EncodeOptions(), EncodeOptions(strip=False)):
+        (out,) = engine.render(hostile, [VariantSpec((16, 16), Mode.FIT, PNG)], options)
+        assert b"root:" not in out and b"726f6f74" not in out  # "root" in hex
+
+
+def test_an_output_over_max_pixels_is_refused(engine):
+    with pytest.raises(TooLarge, match="max_pixels"):
+        engine.render(picture(20, 20), [VariantSpec((60000, 60000), Mode.CROP, JPG)], OPTIONS)
