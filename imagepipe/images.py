@@ -62,8 +62,8 @@ class ImageStore:
             raise ClientError("dst_path: give a list of paths when src_path is a list, "
                               "and a single path otherwise")
         if len(sources) != len(targets):
-            raise ClientError(f"dst_path: {len(targets)} paths given for {len(sources)} "
-                              f"source paths; the lists must equal in length")
+            raise ClientError(f"dst_path: Number of source paths should match number of "
+                              f"destination paths ({len(sources)} != {len(targets)})")
         return self.tree.move(list(zip(sources, targets)))
 
     def delete(self, paths):

@@ -72,7 +72,7 @@ def decode_image(image):
         try:
             data = base64.b64decode(text.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError, ValueError):
-            raise ClientError("image: invalid base64 data") from None
+            raise ClientError("image: Invalid image encoding, should be base64") from None
     else:
         raise ClientError(f"image: expected base64 text or binary, got {type(image).__name__}")
     if not data:
@@ -98,11 +98,14 @@ def _box(value, argument):
     if _absent(value):
         return None
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ClientError(f"{argument}: expected [width, height]")
+        raise ClientError(f"{argument}: Invalid dimension specification, should be a list "
+                          f"with two elements (width and height)")
     return (_side(value[0], f"{argument} width"), _side(value[1], f"{argument} height"))
 
 
 def _flag(value, argument):
+    if value is None:
+        return False
     if isinstance(value, bool) or value in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false", ""):
@@ -114,7 +117,7 @@ def _format(value, argument):
     if _absent(value):
         return None
     if not isinstance(value, str):
-        raise ClientError(f"{argument}: expected a format name such as 'png'")
+        raise ClientError(f"{argument}: Invalid format specification, should be a string")
     name = value.strip().lower()
     if not re.fullmatch(r"[a-z0-9]{1,10}", name) or by_name(name) is None:
         raise ClientError(f"{argument}: unsupported format {value!r} (allowed: jpg, jpeg, "
@@ -123,14 +126,17 @@ def _format(value, argument):
 
 
 def _per_suffix(value, suffixes, argument, convert):
-    """Expand a scalar or a dict keyed like ``size`` into {suffix: value}."""
+    """Expand a scalar or a dict keyed like ``size`` into {suffix: value}.
+
+    A key missing from the dict means the default (keep the format, no
+    composite, no crop), as in the original; a key that ``size`` lacks is an
+    error.
+    """
     if isinstance(value, dict):
-        if set(value) != set(suffixes):
-            missing = sorted(set(suffixes) - set(value))
-            extra = sorted(set(value) - set(suffixes))
-            raise ClientError(f"{argument}: keys must equal the keys of size "
-                              f"(missing {missing}, unexpected {extra})"[:200])
-        return {key: convert(value[key], f"{argument}[{key!r}]") for key in suffixes}
+        extra = sorted(set(value) - set(suffixes), key=str)
+        if extra:
+            raise ClientError(f"{argument}: key {extra[0]!r} is not a key of size"[:200])
+        return {key: convert(value.get(key), f"{argument}[{key!r}]") for key in suffixes}
     single = convert(value, argument)
     return dict.fromkeys(suffixes, single)
 
@@ -186,6 +192,10 @@ def parse_store(rules, default_quality, image, path, format=None, size=None,
     formats = _per_suffix(format, boxes, "format", _format)
     pads = _per_suffix(composite, boxes, "composite", _flag)
     crops = _per_suffix(crop, boxes, "crop", _flag)
+    for suffix, box in boxes.items():
+        if box is None and (pads[suffix] or crops[suffix]):
+            raise ClientError(f"{'composite' if pads[suffix] else 'crop'}: Composite and crop "
+                              f"options require a size specification")
     encode = parse_options(options, default_quality)
     ext_format = by_name(split_extension(clean.rsplit("/", 1)[-1])[1])
 

@@ -247,9 +247,10 @@ class Tree:
             if dfd is None:
                 raise FileNotFoundError
             fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise ClientError(f"{argument}: {path!r} is not a regular file")
             with os.fdopen(fd, "rb") as handle:
-                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                    raise ClientError(f"{argument}: {path!r} is not a regular file")
                 return handle.read()
         except FileNotFoundError:
             raise OperationFailed(f"{argument}: no such image: {path!r}") from None
@@ -271,11 +272,10 @@ class Tree:
             return None
         finally:
             opened.close()
-        handle = os.fdopen(fd, "rb")
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            handle.close()
+            os.close(fd)
             return None
-        return handle
+        return os.fdopen(fd, "rb")
 
     def sweep(self):
         """Remove temporary files left by earlier runs; return how many."""

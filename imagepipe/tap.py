@@ -40,7 +40,8 @@ def build(filename, reactor=None):
     from imagepipe.node import Node, image_limits, store_settings
     from imagepipe.rpc import ImagepipeRPC
     from imagepipe.store import Tree
-    from imagepipe.web.site import ImagepipeSite, Root
+    from imagepipe import __version__
+    from imagepipe.web.site import ImagepipeSite, Root, Status
     from imagepipe.web.tree import TreeResource
     from imagepipe.workers import WorkerPool
 
@@ -60,5 +61,6 @@ def build(filename, reactor=None):
     images = ImageStore(tree, engine, workers, settings)
     rpc = ImagepipeRPC(images, Authenticator.from_settings(config.network))
     view = TreeResource(tree, settings.rules) if config.network.serve_images else None
-    site = ImagepipeSite(Root(rpc, view), config.network.max_request_bytes)
+    status_view = Status(workers, __version__)
+    site = ImagepipeSite(Root(rpc, view, status_view), config.network.max_request_bytes)
     return Node(reactor, config, site, images, workers, rpc, view, magick)

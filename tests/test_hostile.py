@@ -142,7 +142,7 @@ def test_missing_source_of_a_move_is_an_operation_failure(server):
 
 def test_move_lists_of_unequal_length_are_refused(server):
     fault = fault_of(lambda: server.proxy().move_image(["a.jpg", "b.jpg"], ["c.jpg"]))
-    assert fault.faultCode == 1000 and "must equal in length" in fault.faultString
+    assert fault.faultCode == 1000 and "Number of source paths should match" in fault.faultString
 
 
 def test_calls_beyond_capacity_are_busy_and_write_nothing(make_server):
@@ -241,7 +241,7 @@ def test_token_auth(make_server, credentials):
 
 def test_base64_value_that_is_not_base64_is_a_client_fault(server):
     fault = fault_of(lambda: server.proxy().store_image("%%%", "a.jpg"))
-    assert fault.faultCode == 1000 and fault.faultString == "image: invalid base64 data"
+    assert fault.faultCode == 1000 and fault.faultString == "image: Invalid image encoding, should be base64"
 
 
 def test_random_bytes_are_refused(server):

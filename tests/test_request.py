@@ -27,7 +27,7 @@ def test_binary_value_is_accepted():
     assert request.data == b"abc"
 
 
-@pytest.mark.parametrize("image,message", [("!!notbase64", "invalid base64"),
+@pytest.mark.parametrize("image,message", [("!!notbase64", "Invalid image encoding, should be base64"),
                                            ("", "empty payload"),
                                            (12, "expected base64 text")])
 def test_bad_payloads_are_refused(image, message):
@@ -58,9 +58,20 @@ def test_crop_mode():
     assert variant.spec.mode is Mode.CROP
 
 
-def test_format_dict_must_have_the_keys_of_size():
-    with pytest.raises(ClientError, match="format: keys must equal the keys of size"):
-        parse("a.jpg", {"": "png"}, {"": [1, 1], "_s": [2, 2]})
+def test_a_key_missing_from_a_format_dict_keeps_the_format():
+    request = parse("a.jpg", {"": "png"}, {"": [1, 1], "_s": [2, 2]})
+    assert [v.path for v in request.variants] == ["a.png", "a_s.jpg"]
+
+
+def test_a_format_dict_key_that_size_lacks_is_refused():
+    with pytest.raises(ClientError, match="format: key '_x' is not a key of size"):
+        parse("a.jpg", {"_x": "png"}, {"": [1, 1]})
+
+
+@pytest.mark.parametrize("composite,crop", [(1, 0), (0, 1)])
+def test_composite_and_crop_need_a_size(composite, crop):
+    with pytest.raises(ClientError, match="Composite and crop options require a size"):
+        parse("a.jpg", None, None, composite, crop)
 
 
 def test_dict_options_without_a_size_dict_are_refused():
@@ -69,8 +80,9 @@ def test_dict_options_without_a_size_dict_are_refused():
 
 
 @pytest.mark.parametrize("size,message", [
-    ([0, 10], "out of range"), ([10], r"expected \[width, height\]"), (["a", 1], "whole number"),
-    ([True, 1], "whole number"), ([70000, 1], "out of range"), ("10x10", r"\[width, height\]"),
+    ([0, 10], "out of range"), ([10], "should be a list with two elements"),
+    (["a", 1], "whole number"), ([True, 1], "whole number"), ([70000, 1], "out of range"),
+    ("10x10", r"Invalid dimension specification"),
 ])
 def test_bad_sizes_are_refused(size, message):
     with pytest.raises(ClientError, match=message):

@@ -1,10 +1,13 @@
-"""The Twisted site: XML-RPC at ``/`` (and ``/RPC2``), the tree at ``/images/``.
+"""The Twisted site: XML-RPC at ``/`` (and ``/RPC2``), the tree at ``/images/``,
+and ``/status``.
 
 ``LimitedRequest`` enforces ``max_request_bytes`` while the body arrives: a
 declared ``Content-Length`` over the limit is answered 413 from the headers
 alone and the body is discarded unread; a body that grows past the limit
 (chunked uploads) is cut off with 413.
 """
+
+import json
 
 from twisted.web import resource, server
 from twisted.web.http import Request
@@ -73,19 +76,46 @@ class LimitedRequest(server.Request):
         server.Request.process(self)
 
 
-class Root(resource.Resource):
-    """Dispatches ``/`` and ``/RPC2`` to XML-RPC and ``/images/`` to the tree."""
+class Status(resource.Resource):
+    """``GET /status``: JSON with the calls in flight, for load balancers and people."""
 
-    def __init__(self, rpc, tree=None):
+    isLeaf = True
+
+    def __init__(self, workers, version):
+        super().__init__()
+        self.workers = workers
+        self.version = version
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        if self.workers.closing:
+            request.setResponseCode(503)
+        return json.dumps({
+            "version": self.version,
+            "in_flight": self.workers.in_flight,
+            "capacity": self.workers.capacity,
+            "threads": self.workers.threads,
+            "shutting_down": self.workers.closing,
+        }).encode()
+
+
+class Root(resource.Resource):
+    """Dispatches ``/`` and ``/RPC2`` to XML-RPC, ``/images/`` to the tree, ``/status``."""
+
+    def __init__(self, rpc, tree=None, status=None):
         super().__init__()
         self.rpc = rpc
         self.tree = tree
+        self.status = status
 
     def getChild(self, name, request):
         if name in (b"", b"RPC2"):
             return self.rpc
         if name == b"images" and self.tree is not None:
             return self.tree
+        if name == b"status" and self.status is not None:
+            return self.status
         return resource.NoResource("No such resource.")
 
 

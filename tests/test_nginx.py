@@ -1,0 +1,198 @@
+"""examples/nginx.conf, run by a real nginx in front of a real imagepipe process.
+
+The site file is used as it ships, with its ``@LISTEN@``, ``@ROOT@`` and
+``@UPSTREAM@`` placeholders substituted, inside a minimal main config that
+keeps every nginx path (pid, logs, temp dirs) in a temporary directory.
+nginx is required: CI installs it, and a missing nginx fails these tests.
+"""
+
+import http.client
+import io
+import os
+import re
+import subprocess
+import sys
+import xmlrpc.client
+
+import pytest
+from PIL import Image
+
+from conftest import ROOT, free_port, opened, picture, wait_for
+
+NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+SITE = ROOT / "examples" / "nginx.conf"
+
+MAIN_CONF = """\
+{user}
+worker_processes 1;
+pid {base}/nginx.pid;
+error_log {base}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {base}/access.log;
+    client_body_temp_path {base}/tmp/body;
+    proxy_temp_path {base}/tmp/proxy;
+    fastcgi_temp_path {base}/tmp/fastcgi;
+    uwsgi_temp_path {base}/tmp/uwsgi;
+    scgi_temp_path {base}/tmp/scgi;
+    include {site};
+}}
+"""
+
+
+def nginx_version():
+    """nginx's version as a tuple of ints (``nginx -v`` prints it on stderr)."""
+    shown = subprocess.run([NGINX, "-v"], capture_output=True, text=True, check=True).stderr
+    return tuple(int(part) for part in re.search(r"nginx/([\d.]+)", shown).group(1).split("."))
+
+
+class Nginx:
+    """One nginx process serving examples/nginx.conf from a temporary directory."""
+
+    def __init__(self, base, images_root, upstream_port):
+        self.base = base
+        self.port = free_port()
+        site = SITE.read_text()
+        for token, value in (("@LISTEN@", f"127.0.0.1:{self.port}"),
+                             ("@ROOT@", str(images_root)),
+                             ("@UPSTREAM@", f"127.0.0.1:{upstream_port}")):
+            assert token in site, f"{SITE} lost its {token} placeholder"
+            site = site.replace(token, value)
+        (base / "tmp").mkdir(parents=True)
+        (base / "imagepipe.conf").write_text(site)
+        # As root, workers would run as nobody and could not read pytest's 0700 temp dirs.
+        user = "user root;" if os.geteuid() == 0 else ""
+        (base / "nginx.conf").write_text(
+            MAIN_CONF.format(user=user, base=base, site=base / "imagepipe.conf"))
+        self.process = None
+
+    def start(self):
+        assert os.access(NGINX, os.X_OK), f"nginx is required for these tests ({NGINX})"
+        command = [NGINX, "-p", str(self.base), "-c", str(self.base / "nginx.conf"),
+                   "-g", "daemon off;"]
+        if nginx_version() >= (1, 19, 5):
+            # Keeps nginx from opening its compiled-in error log before reading the config.
+            command[1:1] = ["-e", str(self.base / "error.log")]
+        self._output = open(self.base / "stderr.log", "wb")
+        self.process = subprocess.Popen(command, stdout=self._output, stderr=subprocess.STDOUT)
+
+        def listening():
+            if self.process.poll() is not None:
+                raise AssertionError(f"nginx exited ({self.process.returncode}):\n"
+                                     f"{self.log()}")
+            try:
+                http.client.HTTPConnection("127.0.0.1", self.port, timeout=1).connect()
+            except OSError:
+                return False
+            return True
+
+        wait_for(listening, 15, what=f"nginx on port {self.port}")
+        return self
+
+    def log(self):
+        return "".join(path.read_text(errors="replace") for path in
+                       (self.base / "stderr.log", self.base / "error.log") if path.exists())
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(15)
+        self._output.close()
+
+    def get(self, path, **headers):
+        """GET ``path``; the response with its body read."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        response.body = response.read()
+        connection.close()
+        return response
+
+    def proxy(self):
+        return xmlrpc.client.ServerProxy(f"http://127.0.0.1:{self.port}/RPC2", allow_none=True)
+
+
+@pytest.fixture(scope="module")
+def front(server, tmp_path_factory):
+    """nginx with examples/nginx.conf in front of the module's imagepipe."""
+    node = Nginx(tmp_path_factory.mktemp("nginx"), server.root, server.port).start()
+    yield node
+    node.stop()
+
+
+def test_rpc2_is_proxied_to_imagepipe(front, server):
+    sizes = {"": [200, 200], "_small": [50, 50]}
+    assert front.proxy().store_image(xmlrpc.client.Binary(picture(400, 300)),
+                                     "nx/a.jpg", "", sizes) == "OK"
+    assert opened((server.root / "nx/a.jpg").read_bytes()).size == (200, 150)
+    assert opened((server.root / "nx/a_small.jpg").read_bytes()).size == (50, 38)
+
+
+def test_rpc2_accepts_uploads_over_nginx_default_one_megabyte(front, server):
+    noise = Image.frombytes("RGB", (1100, 1100), os.urandom(1100 * 1100 * 3))
+    out = io.BytesIO()
+    noise.save(out, "JPEG", quality=95)
+    data = out.getvalue()
+    assert len(data) > 1024 * 1024
+    front.proxy().store_image(xmlrpc.client.Binary(data), "nx/big.jpg")
+    assert (server.root / "nx/big.jpg").read_bytes() == data
+
+
+def test_stored_image_is_served_with_its_type_and_cache_headers(front, server):
+    front.proxy().store_image(xmlrpc.client.Binary(picture(120, 80)), "nx/served.jpg")
+    response = front.get("/nx/served.jpg")
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "image/jpeg"
+    assert response.body == (server.root / "nx/served.jpg").read_bytes()
+    assert opened(response.body).size == (120, 80)
+    assert response.getheader("ETag")
+    assert response.getheader("Cache-Control") == "max-age=604800"
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+
+
+def test_formats_get_their_own_content_types(front):
+    front.proxy().store_image(xmlrpc.client.Binary(picture(40, 40)), "nx/t.jpg",
+                              {"": "png", "_w": "webp"}, {"": [40, 40], "_w": [20, 20]})
+    assert front.get("/nx/t.png").getheader("Content-Type") == "image/png"
+    assert front.get("/nx/t_w.webp").getheader("Content-Type") == "image/webp"
+
+
+def test_request_with_the_etag_gets_304(front):
+    front.proxy().store_image(xmlrpc.client.Binary(picture(60, 60)), "nx/cached.jpg")
+    etag = front.get("/nx/cached.jpg").getheader("ETag")
+    revalidated = front.get("/nx/cached.jpg", **{"If-None-Match": etag})
+    assert revalidated.status == 304 and revalidated.body == b""
+
+
+def test_dotfiles_are_not_served(front, server):
+    (server.root / "nx").mkdir(exist_ok=True)
+    (server.root / ".secret").write_text("root dotfile")
+    (server.root / "nx" / ".imagepipe-tmp.abc").write_bytes(picture(10, 10))
+    assert front.get("/.secret").status in (403, 404)
+    assert front.get("/nx/.imagepipe-tmp.abc").status in (403, 404)
+
+
+def test_directories_are_not_listed(front):
+    front.proxy().store_image(xmlrpc.client.Binary(picture(10, 10)), "nx/listed/a.jpg")
+    for path in ("/nx/listed/", "/nx/listed", "/"):
+        response = front.get(path)
+        assert response.status in (403, 404) and b"a.jpg" not in response.body
+
+
+def test_symlinks_in_the_tree_are_not_followed(front, server, tmp_path):
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(picture(10, 10))
+    (server.root / "nx").mkdir(exist_ok=True)
+    (server.root / "nx" / "link.jpg").symlink_to(outside)
+    assert front.get("/nx/link.jpg").status in (403, 404)
+
+
+def test_example_client_works_through_nginx(front, server, tmp_path):
+    source = tmp_path / "c.jpg"
+    source.write_bytes(picture(300, 100))
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "client.py"),
+                           "--port", str(front.port), "-i", str(source),
+                           "--remote-path", "nx/client/c.jpg", "--size", "-", "150", "150"],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "OK\n"), done.stderr
+    assert opened(front.get("/nx/client/c.jpg").body).size == (150, 50)
