@@ -258,3 +258,13 @@ def test_png_text_profile_cannot_embed_a_server_file(engine):
 def test_an_output_over_max_pixels_is_refused(engine):
     with pytest.raises(TooLarge, match="max_pixels"):
         engine.render(picture(20, 20), [VariantSpec((60000, 60000), Mode.CROP, JPG)], OPTIONS)
+
+
+def test_the_time_limit_aborts_a_long_call(engine):
+    from imagepipe.imaging import ImageLimits
+    from imagepipe.imaging.wand_engine import WandEngine
+
+    hasty = WandEngine(ImageLimits(time_limit=0.0), engine.formats)
+    with pytest.raises(TooLarge, match=r"MAGICK_TIME_LIMIT \(0 s\) reached"):
+        hasty.render(corpus("Kleiber_by_Lukas_Baubkus.jpg"),
+                     [VariantSpec((1024, 1024), Mode.FIT, JPG)], OPTIONS)

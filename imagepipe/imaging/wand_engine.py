@@ -34,6 +34,7 @@ class _Deadline:
     """
 
     def __init__(self, seconds):
+        self.seconds = seconds
         self.expires = time.monotonic() + seconds
         self.expired = False
         self.callback = library.MagickSetImageProgressMonitor.argtypes[1](self._check)
@@ -48,6 +49,15 @@ class _Deadline:
         """Watch every frame of ``image``."""
         _each_frame(image, lambda: library.MagickSetImageProgressMonitor(
             image.wand, self.callback, None))
+
+    def check(self):
+        """Raise ``TooLarge`` if an operation was cancelled.
+
+        A cancelled ImageMagick operation does not always raise, and may leave
+        an image half made, so every step's result is checked here.
+        """
+        if self.expired:
+            raise TooLarge(f"image: MAGICK_TIME_LIMIT ({self.seconds:g} s) reached")
 
 
 class WandEngine:
@@ -121,14 +131,14 @@ class WandEngine:
         deadline = _Deadline(self.limits.time_limit)
         try:
             with self._decode(data, info, hint, animated, deadline) as source:
-                return self._variants(data, info, source, variants, outputs, plans,
-                                      options, deadline)
+                results = self._variants(data, info, source, variants, outputs, plans,
+                                         options, deadline)
+            deadline.check()
+            return results
         except ResourceLimitError as error:
             raise TooLarge(f"image: ImageMagick resource limit hit: {_text(error)}") from None
         except (BaseError, WandRuntimeError) as error:
-            if deadline.expired:
-                raise TooLarge(f"image: MAGICK_TIME_LIMIT ({self.limits.time_limit:g} s) "
-                               f"reached") from None
+            deadline.check()
             raise ClientError(f"image: cannot process {info.format.coder} data: "
                               f"{_text(error)}") from None
 
@@ -171,8 +181,10 @@ class WandEngine:
                     deadline.watch(image)
                     if image.size != plan.resize:
                         image.resize(*plan.resize, filter=options.filter)
+                        deadline.check()
                         bases.insert(0, image.clone())
                     results[index] = _finish(image, plan, fmt, options)
+                    deadline.check()
                 finally:
                     image.close()
         finally:
