@@ -145,6 +145,7 @@ def test_move_lists_of_unequal_length_are_refused(server):
     assert fault.faultCode == 1000 and "Number of source paths should match" in fault.faultString
 
 
+@pytest.mark.slow
 def test_calls_beyond_capacity_are_busy_and_write_nothing(make_server):
     node = make_server(images__io_threads=1, images__max_pending=1).start()
     slow = b64(corpus("Elephants_5640x3172.jpg"))  # to a 3000 px PNG: seconds of work
@@ -185,6 +186,7 @@ def test_32_concurrent_calls_all_succeed(server):
         assert opened((server.root / f"many/{index}.png").read_bytes()).size[0] == 100
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_clean_failure(make_server, tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()

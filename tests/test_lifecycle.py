@@ -58,6 +58,7 @@ def test_status_reports_calls_in_flight(server):
     assert status(server)["in_flight"] == 0 and status(server)["capacity"] >= 2
 
 
+@pytest.mark.slow
 def test_sigterm_lets_calls_in_flight_finish(make_server):
     node = make_server(images__io_threads=2).start()
     payload = b64(corpus("Dragonfly_by_Bolly.jpg"))  # to a 4000 px PNG: seconds of work
