@@ -147,3 +147,8 @@ def test_plugin_module_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(ROOT), check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_twistd_lists_the_plugin():
+    out = subprocess.run([TWISTD, "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "imagepipe" in out

@@ -268,3 +268,11 @@ def test_the_time_limit_aborts_a_long_call(engine):
     with pytest.raises(TooLarge, match=r"MAGICK_TIME_LIMIT \(0 s\) reached"):
         hasty.render(corpus("Kleiber_by_Lukas_Baubkus.jpg"),
                      [VariantSpec((1024, 1024), Mode.FIT, JPG)], OPTIONS)
+
+
+def test_jpeg_declaring_a_huge_size_is_refused_from_its_header(engine):
+    data = bytearray(picture(16, 16))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big")
+    with pytest.raises(TooLarge, match="60000x60000 = 3600000000 pixels exceed max_pixels"):
+        engine.render(bytes(data), [VariantSpec((10, 10), Mode.FIT, JPG)], OPTIONS)

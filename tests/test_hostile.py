@@ -3,6 +3,7 @@ written, and the node keeps serving."""
 
 import base64
 import concurrent.futures
+import signal
 import socket
 import subprocess
 import xmlrpc.client
@@ -190,16 +191,17 @@ def test_32_concurrent_calls_all_succeed(server):
 def test_a_full_disk_is_a_clean_failure(make_server, tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
+    big = corpus("Dragonfly_by_Bolly.jpg")  # 1.5 MB: cannot fit
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
+    node = make_server(images__path=str(mount))
     try:
-        node = make_server(images__path=str(mount)).start()
-        big = corpus("Dragonfly_by_Bolly.jpg")  # 1.5 MB: cannot fit
+        node.start()
         fault = fault_of(lambda: node.proxy().store_image(b64(big), "full/a.jpg"))
         assert fault.faultCode == 1001 and "no space left" in fault.faultString
         assert sorted(p.name for p in mount.rglob("*")) == []
         assert node.proxy().store_image(b64(picture(16, 16)), "ok.jpg") == "OK"
-        node.stop()
     finally:
+        node.stop(signal.SIGKILL)
         subprocess.run(["umount", str(mount)], check=True)
 
 
