@@ -248,6 +248,11 @@ def test_base64_value_that_is_not_base64_is_a_client_fault(server):
     assert fault.faultCode == 1000 and fault.faultString == "image: Invalid image encoding, should be base64"
 
 
+def test_an_empty_payload_is_refused(server):
+    fault = fault_of(lambda: server.proxy().store_image("", "empty.jpg"))
+    assert fault.faultCode == 1000 and fault.faultString == "image: empty payload"
+
+
 def test_random_bytes_are_refused(server):
     fault = fault_of(lambda: server.proxy().store_image(
         base64.b64encode(bytes(range(256)) * 8).decode(), "rnd.jpg"))

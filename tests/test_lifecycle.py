@@ -157,3 +157,25 @@ def test_rpc2_path_is_an_alias_of_the_root(server):
     proxy = xmlrpc.client.ServerProxy(server.url + "RPC2")
     assert proxy.store_image(b64(picture(30, 30)), "rpc2/a.jpg", "", [10, 10]) == "OK"
     assert opened((server.root / "rpc2/a.jpg").read_bytes()).size == (10, 10)
+
+
+def test_sighup_applies_a_new_umask_and_turns_auth_on(make_server, tmp_path):
+    node = make_server().start()
+    tokens = tmp_path / "tokens"
+    tokens.write_text("tok-1\n")
+    node.sections["images"]["umask"] = "0077"
+    node.sections["network"].update(auth="token", auth_file=str(tokens))
+    proxy = node.proxy()
+    assert proxy.store_image(b64(picture(8, 8)), "u/before.jpg") == "OK"
+    node.write_config()
+    node.send(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in node.log(), what="the reload")
+    with pytest.raises(xmlrpc.client.ProtocolError) as error:
+        proxy.store_image(b64(picture(8, 8)), "u/refused.jpg")
+    assert error.value.errcode == 401
+    authorised = xmlrpc.client.ServerProxy(node.url, headers=[("Authorization",
+                                                               "Bearer tok-1")])
+    assert authorised.store_image(b64(picture(8, 8)), "u/after.jpg") == "OK"
+    assert stat.S_IMODE((node.root / "u/after.jpg").stat().st_mode) == 0o600
+    assert stat.S_IMODE((node.root / "u/before.jpg").stat().st_mode) == 0o644
+    assert not (node.root / "u/refused.jpg").exists()
