@@ -14,7 +14,8 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
-    packages=["imagepipe", "imagepipe.imaging", "imagepipe.web", "twisted.plugins"],
+    packages=["imagepipe", "imagepipe.imaging", "imagepipe.replication", "imagepipe.web",
+              "twisted.plugins"],
     package_data={"imagepipe.imaging": ["magick/policy.xml"]},
     install_requires=[
         "Twisted>=23.10",

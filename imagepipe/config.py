@@ -56,6 +56,28 @@ SETTINGS = (
     Setting("replication", "subscribe", "endpoints", "",
             "ZeroMQ endpoint(s) of the nodes whose writes this node applies.",
             example="tcp://127.0.0.1:9086"),
+    Setting("replication", "sync", "endpoints", "",
+            "Endpoint(s) of this node's catch-up service; empty means each publish "
+            "endpoint with its TCP port + 1. Peers find it the same way from their "
+            "subscribe endpoints."),
+    Setting("replication", "state_path", "string", "",
+            "Directory of the journal and the peer state; empty means .imagepipe under "
+            "[images] path (hidden: never served)."),
+    Setting("replication", "retention", "duration", "7d",
+            "How long journal records and delete tombstones are kept when a peer has not "
+            "acknowledged them. Units: s, m, h, d."),
+    Setting("replication", "high_water_mark", "integer(10, 10000000)", "10000",
+            "Messages ZeroMQ may queue per peer and socket before it drops (the peer then "
+            "catches up from the journal)."),
+    Setting("replication", "max_message_bytes", "byte_size", "256MiB",
+            "Largest message part accepted from a peer; a peer sending more is disconnected."),
+    Setting("replication", "curve_secret_key", "string", "",
+            "This node's CURVE secret key file (from `imagepipe keygen`); setting it "
+            "turns on authentication and encryption of every replication socket."),
+    Setting("replication", "curve_public_keys", "string", "",
+            "Directory of the public key files of the peers allowed to connect."),
+    Setting("replication", "curve_subscribe_keys", "string_list", "",
+            "Public key file of each subscribe endpoint, in the same order."),
     Setting("images", "path", "directory", None,
             "Root of the stored tree; every client path is relative to it. Must exist. "
             "Relative paths are taken from the directory of this file.",
@@ -156,7 +178,17 @@ def _check_endpoints(value):
     return tuple(items)
 
 
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _check_string_list(value):
+    items = value if isinstance(value, list) else [value]
+    return tuple(item.strip() for item in items if item.strip())
+
+
 CHECKS = {
+    "duration": lambda value: float(_quantity(value, _DURATION_UNITS)),
+    "string_list": _check_string_list,
     "byte_size": lambda value: _quantity(value, _UNITS),
     "pixel_count": lambda value: _quantity(value, _PIXEL_UNITS),
     "umask": _check_umask,
@@ -172,6 +204,8 @@ _EXPECTED = {
     "umask": "an octal umask with a leading 0 (0022) or a decimal one (18)",
     "endpoints": "ZeroMQ endpoints such as tcp://127.0.0.1:8086, comma separated",
     "directory": "an existing directory",
+    "duration": "a duration such as 7d, 12h, 30m or 90s",
+    "string_list": "file names, comma separated",
 }
 
 
@@ -233,10 +267,24 @@ class NetworkSettings:
 
 @dataclass(frozen=True)
 class ReplicationSettings:
-    """The ``[replication]`` section (used by replication)."""
+    """The ``[replication]`` section, with derived endpoints and paths resolved."""
 
     publish: tuple
     subscribe: tuple
+    sync: tuple
+    state_path: str
+    retention: float
+    high_water_mark: int
+    max_message_bytes: int
+    curve_secret_key: str
+    curve_public_keys: str
+    curve_subscribe_keys: tuple
+    heartbeat: float = 1.0
+
+    @property
+    def enabled(self):
+        """True when this node publishes or subscribes."""
+        return bool(self.publish or self.subscribe)
 
 
 @dataclass(frozen=True)
@@ -359,8 +407,7 @@ def _typed(filename, raw):
             interface=net["interface"], port=net["port"], auth=net["auth"],
             auth_file=auth_file, max_request_bytes=net["max_request_bytes"],
             serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"]),
-        replication=ReplicationSettings(
-            publish=raw["replication"]["publish"], subscribe=raw["replication"]["subscribe"]),
+        replication=_replication(filename, base, raw["replication"], os.path.realpath(root)),
         images=ImageSettings(
             path=os.path.realpath(root), umask=images["umask"], io_threads=threads,
             max_pending=images["max_pending"] or 4 * threads,
@@ -374,6 +421,35 @@ def _typed(filename, raw):
             environment=tuple((name, str(value)) for name, value in env.items()
                               if name not in declared)),
     )
+
+
+def _replication(filename, base, section, root):
+    from imagepipe.replication.endpoints import sync_endpoint
+
+    def path(key):
+        return os.path.join(base, section[key]) if section[key] else ""
+
+    secret = path("curve_secret_key")
+    public_dir = path("curve_public_keys")
+    server_keys = tuple(os.path.join(base, p) for p in section["curve_subscribe_keys"])
+    if secret:
+        for key, value, check in (("curve_secret_key", secret, os.path.isfile),
+                                  ("curve_public_keys", public_dir, os.path.isdir)):
+            if not value or not check(value):
+                raise ConfigError(f"{filename}: [replication] {key} = {section[key]!r}: "
+                                  f"expected an existing "
+                                  f"{'file' if check is os.path.isfile else 'directory'}")
+        if len(server_keys) != len(section["subscribe"]):
+            raise ConfigError(f"{filename}: [replication] curve_subscribe_keys: expected "
+                              f"one public key file per subscribe endpoint "
+                              f"({len(section['subscribe'])})")
+    return ReplicationSettings(
+        publish=section["publish"], subscribe=section["subscribe"],
+        sync=section["sync"] or tuple(sync_endpoint(e) for e in section["publish"]),
+        state_path=path("state_path") or os.path.join(root, ".imagepipe"),
+        retention=section["retention"], high_water_mark=section["high_water_mark"],
+        max_message_bytes=section["max_message_bytes"], curve_secret_key=secret,
+        curve_public_keys=public_dir, curve_subscribe_keys=server_keys)
 
 
 def _first_line(error):

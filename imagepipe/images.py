@@ -7,6 +7,7 @@ the reactor thread, in the order the operations finished.
 """
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from imagepipe import request as requests
@@ -25,11 +26,12 @@ class StoreSettings:
 class ImageStore:
     """store / move / delete / info over a ``Tree``, an engine and a ``WorkerPool``."""
 
-    def __init__(self, tree, engine, workers, settings):
+    def __init__(self, tree, engine, workers, settings, commit=nullcontext):
         self.tree = tree
         self.engine = engine
         self.workers = workers
         self.settings = settings
+        self.commit = commit  # context for each change's commit (the replication journal)
         self.listeners = []  # callables taking a Change, run on the reactor thread
 
     def _submit(self, function, *args):
@@ -49,7 +51,8 @@ class ImageStore:
     def _store(self, settings, args):
         call = requests.parse_store(settings.rules, settings.quality, *args)
         blobs = self.engine.render(call.data, [v.spec for v in call.variants], call.options)
-        return self.tree.write([(v.path, blob) for v, blob in zip(call.variants, blobs)])
+        return self.tree.write([(v.path, blob) for v, blob in zip(call.variants, blobs)],
+                               self.commit)
 
     def move(self, src, dst):
         """``move_image`` arguments -> Deferred of the ``Change``."""
@@ -61,17 +64,19 @@ class ImageStore:
         if isinstance(src, (list, tuple)) != isinstance(dst, (list, tuple)):
             raise ClientError("dst_path: give a list of paths when src_path is a list, "
                               "and a single path otherwise")
+        if len(set(targets)) != len(targets):
+            raise ClientError("dst_path: the same destination appears twice")
         if len(sources) != len(targets):
             raise ClientError(f"dst_path: Number of source paths should match number of "
                               f"destination paths ({len(sources)} != {len(targets)})")
-        return self.tree.move(list(zip(sources, targets)))
+        return self.tree.move(list(zip(sources, targets)), self.commit)
 
     def delete(self, paths):
         """``delete_image`` arguments -> Deferred of the ``Change``."""
         return self._submit(self._delete, paths)
 
     def _delete(self, settings, paths):
-        return self.tree.delete(settings.rules.clean_many(paths, "path"))
+        return self.tree.delete(settings.rules.clean_many(paths, "path"), self.commit)
 
     def info(self, path):
         """Deferred of a dict describing the stored image at ``path``."""

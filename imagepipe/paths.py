@@ -17,6 +17,7 @@ from imagepipe.errors import ClientError
 
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4096
+MAX_PATHS_PER_CALL = 1000
 
 
 def _show(value):
@@ -49,6 +50,9 @@ class PathRules:
         if isinstance(raw, (list, tuple)):
             if not raw:
                 raise ClientError(f"{argument}: the list of paths is empty")
+            if len(raw) > MAX_PATHS_PER_CALL:
+                raise ClientError(f"{argument}: {len(raw)} paths exceed the limit of "
+                                  f"{MAX_PATHS_PER_CALL} per call")
             return [self.clean(item, f"{argument}[{index}]") for index, item in enumerate(raw)]
         return [self.clean(raw, argument)]
 

@@ -19,6 +19,7 @@ import hashlib
 import os
 import secrets
 import stat
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError, OperationFailed
@@ -36,6 +37,7 @@ class Written:
     path: str
     sha256: str
     size: int
+    data: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,16 @@ class _Opened:
         for fd in self.fds:
             os.close(fd)
         self.fds.clear()
+
+
+def _refuse_directory(dfd, name, argument, path):
+    """Raise ``ClientError`` when ``name`` in ``dfd`` is a directory."""
+    try:
+        mode = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        raise ClientError(f"{argument}: {path!r} is a directory")
 
 
 def _os_failure(error, argument, path):
@@ -110,8 +122,14 @@ class Tree:
             fd = child
         return fd
 
-    def write(self, files):
-        """Write ``files`` [(path, bytes)] all or nothing; return the ``Change``."""
+    def write(self, files, commit=nullcontext):
+        """Write ``files`` [(path, bytes)] all or nothing; return the ``Change``.
+
+        Every file is staged (written and fsynced under a temporary name)
+        first; then ``commit(change)`` is entered, the files are renamed into
+        place and the directories fsynced inside it.  If staging or entering
+        ``commit`` fails, nothing is left behind.
+        """
         opened = _Opened()
         staged = []  # (dir fd, temp name, final name)
         written = []
@@ -120,6 +138,7 @@ class Tree:
                 *parts, name = path.split("/")
                 try:
                     dfd = self._directory(parts, opened, create=True)
+                    _refuse_directory(dfd, name, "path", path)
                     temp = f"{TEMP_PREFIX}{self.boot}.{secrets.token_hex(6)}"
                     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                                  | os.O_CLOEXEC, 0o600, dir_fd=dfd)
@@ -134,15 +153,17 @@ class Tree:
                         os.close(fd)
                 except OSError as error:
                     raise _os_failure(error, "path", path) from None
-                written.append(Written(path, hashlib.sha256(data).hexdigest(), len(data)))
-            for (dfd, temp, name), (path, _) in zip(staged, files):
-                try:
-                    os.rename(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-                except OSError as error:
-                    raise _os_failure(error, "path", path) from None
-            staged.clear()
-            self._sync(opened)
-            return Change("store", written=tuple(written))
+                written.append(Written(path, hashlib.sha256(data).hexdigest(), len(data), data))
+            change = Change("store", written=tuple(written))
+            with commit(change):
+                for (dfd, temp, name), (path, _) in zip(staged, files):
+                    try:
+                        os.rename(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                    except OSError as error:
+                        raise _os_failure(error, "path", path) from None
+                staged.clear()
+                self._sync(opened)
+            return change
         except BaseException:
             self._undo(staged, opened)
             raise
@@ -186,57 +207,80 @@ class Tree:
         if not stat.S_ISREG(mode):
             raise ClientError(f"{argument}: {path!r} is not a regular file")
 
-    def move(self, pairs):
-        """Rename each (src, dst); every source must exist first.  Atomic per file."""
-        for index, (src, _) in enumerate(pairs):
-            self._regular(src, f"src_path[{index}]" if len(pairs) > 1 else "src_path")
-        moved = []
-        for index, (src, dst) in enumerate(pairs):
-            argument = f"dst_path[{index}]" if len(pairs) > 1 else "dst_path"
-            if src == dst:
-                moved.append((src, dst))
-                continue
-            opened = _Opened()
-            try:
-                *src_parts, src_name = src.split("/")
-                *dst_parts, dst_name = dst.split("/")
-                src_fd = self._directory(src_parts, opened, create=False)
-                dst_fd = self._directory(dst_parts, opened, create=True)
-                if src_fd is None:
-                    raise OperationFailed(f"src_path: no such image: {src!r}")
-                os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-                self._sync(opened)
-            except FileNotFoundError:
-                self._undo((), opened)
-                raise OperationFailed(f"src_path: no such image: {src!r}") from None
-            except OSError as error:
-                self._undo((), opened)
-                raise _os_failure(error, argument, dst) from None
-            finally:
-                opened.close()
-            moved.append((src, dst))
-        return Change("move", moved=tuple(moved))
+    def move(self, pairs, commit=nullcontext):
+        """Rename each (src, dst) inside ``commit(change)``; every source must exist.
 
-    def delete(self, paths):
-        """Remove each path; a missing one is fine.  Atomic per file."""
+        Sources and destinations are checked before anything moves; each
+        rename is atomic.
+        """
+        for index, (src, dst) in enumerate(pairs):
+            several = len(pairs) > 1
+            self._regular(src, f"src_path[{index}]" if several else "src_path")
+            self._not_directory(dst, f"dst_path[{index}]" if several else "dst_path")
+        change = Change("move", moved=tuple(pairs))
+        with commit(change):
+            for index, (src, dst) in enumerate(pairs):
+                if src != dst:
+                    self._rename(src, dst, f"dst_path[{index}]" if len(pairs) > 1 else "dst_path")
+        return change
+
+    def _rename(self, src, dst, argument):
+        opened = _Opened()
+        try:
+            *src_parts, src_name = src.split("/")
+            *dst_parts, dst_name = dst.split("/")
+            src_fd = self._directory(src_parts, opened, create=False)
+            if src_fd is None:
+                raise FileNotFoundError
+            dst_fd = self._directory(dst_parts, opened, create=True)
+            os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+            self._sync(opened)
+        except FileNotFoundError:
+            self._undo((), opened)
+            raise OperationFailed(f"src_path: no such image: {src!r}") from None
+        except OSError as error:
+            self._undo((), opened)
+            raise _os_failure(error, argument, dst) from None
+        finally:
+            opened.close()
+
+    def _not_directory(self, path, argument):
+        *parts, name = path.split("/")
+        opened = _Opened()
+        try:
+            dfd = self._directory(parts, opened, create=False)
+            if dfd is not None:
+                _refuse_directory(dfd, name, argument, path)
+        except OSError as error:
+            raise _os_failure(error, argument, path) from None
+        finally:
+            opened.close()
+
+    def delete(self, paths, commit=nullcontext):
+        """Remove each path inside ``commit(change)``; a missing one is fine."""
         for path in paths:
-            *parts, name = path.split("/")
-            opened = _Opened()
-            try:
-                dfd = self._directory(parts, opened, create=False)
-                if dfd is None:
-                    continue
-                if stat.S_ISDIR(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
-                    raise ClientError(f"path: {path!r} is a directory")
-                os.unlink(name, dir_fd=dfd)
-                os.fsync(dfd)
-            except FileNotFoundError:
-                continue
-            except OSError as error:
-                raise _os_failure(error, "path", path) from None
-            finally:
-                opened.close()
-        return Change("delete", deleted=tuple(paths))
+            self._not_directory(path, "path")
+        change = Change("delete", deleted=tuple(paths))
+        with commit(change):
+            for path in paths:
+                self._unlink(path)
+        return change
+
+    def _unlink(self, path):
+        *parts, name = path.split("/")
+        opened = _Opened()
+        try:
+            dfd = self._directory(parts, opened, create=False)
+            if dfd is None:
+                return
+            os.unlink(name, dir_fd=dfd)
+            os.fsync(dfd)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise _os_failure(error, "path", path) from None
+        finally:
+            opened.close()
 
     def read(self, path, argument="path"):
         """The bytes of the regular file at ``path``."""

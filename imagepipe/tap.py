@@ -59,8 +59,35 @@ def build(filename, reactor=None):
     tree = Tree(config.images.path, config.images.umask)
     engine = WandEngine(image_limits(config), status.formats)
     images = ImageStore(tree, engine, workers, settings)
+    links = replication(reactor, config, tree, images, log) if config.replication.enabled else None
     rpc = ImagepipeRPC(images, Authenticator.from_settings(config.network))
     view = TreeResource(tree, settings.rules) if config.network.serve_images else None
     status_view = Status(workers, __version__)
     site = ImagepipeSite(Root(rpc, view, status_view), config.network.max_request_bytes)
-    return Node(reactor, config, site, images, workers, rpc, view, magick)
+    node = Node(reactor, config, site, images, workers, rpc, view, magick)
+    if links is not None:
+        links.setServiceParent(node)
+    return node
+
+
+def replication(reactor, config, tree, images, log):
+    """The replica and its ZeroMQ links; local changes are journalled from now on."""
+    from imagepipe.paths import PathRules
+    from imagepipe.replication.hlc import HybridClock
+    from imagepipe.replication.journal import Journal
+    from imagepipe.replication.links import ReplicationLinks
+    from imagepipe.replication.replica import Replica
+    from imagepipe.replication.state import ReplicaState
+
+    settings = config.replication
+    state = ReplicaState(settings.state_path)
+    journal = Journal(f"{settings.state_path}/journal")
+    replica = Replica(tree, journal, state, HybridClock(), PathRules())
+    recovered = replica.recover()
+    log.info("replication: node {node}; journal records {first}..{last}; re-applied "
+             "{recovered} after a restart; publish {publish}; subscribe {subscribe}",
+             node=state.node, first=journal.first_number, last=journal.last_number,
+             recovered=recovered, publish=", ".join(settings.publish) or "-",
+             subscribe=", ".join(settings.subscribe) or "-")
+    images.commit = replica.committing
+    return ReplicationLinks(reactor, replica, settings)

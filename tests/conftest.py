@@ -125,7 +125,9 @@ class Server:
 
     def files(self):
         """Every regular file under the root, as relative paths."""
-        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file())
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*")
+                      if p.is_file() and not any(part.startswith(".") for part in
+                                                  p.relative_to(self.root).parts))
 
 
 @pytest.fixture(scope="module")

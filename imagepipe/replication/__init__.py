@@ -1,0 +1,1 @@
+"""Replication over ZeroMQ: messages, clock, journal, peer links."""

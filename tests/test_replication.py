@@ -1,0 +1,272 @@
+"""Replication between real nodes: separate twistd processes on loopback ports."""
+
+import concurrent.futures
+import hashlib
+import json
+import random
+import signal
+import socket
+import time
+import xmlrpc.client
+
+import pytest
+import zmq
+
+from conftest import Server, b64, corpus, opened, picture, wait_for
+from imagepipe.replication import messages
+from imagepipe.replication.messages import FileEntry, Message
+
+
+def free_pair():
+    """A port P with P + 1 also free (publish and sync)."""
+    while True:
+        port = random.randint(20000, 60000)
+        sockets = []
+        try:
+            for candidate in (port, port + 1):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", candidate))
+                sockets.append(sock)
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+class Cluster:
+    """N nodes wired as a pair, ring or mesh."""
+
+    def __init__(self, base, count, topology, **overrides):
+        self.pub = [free_pair() for _ in range(count)]
+        self.nodes = []
+        for index in range(count):
+            if topology == "ring":
+                upstreams = [(index - 1) % count]
+            else:  # mesh (a pair is a mesh of two)
+                upstreams = [j for j in range(count) if j != index]
+            node = Server(base / f"n{index}", **overrides)
+            node.sections["replication"] = {
+                "publish": f"tcp://127.0.0.1:{self.pub[index]}",
+                "subscribe": ", ".join(f"tcp://127.0.0.1:{self.pub[j]}" for j in upstreams),
+                **node.sections.get("replication", {}),
+            }
+            self.nodes.append(node)
+
+    def start(self):
+        for node in self.nodes:
+            node.start()
+        return self
+
+    def stop(self):
+        for node in self.nodes:
+            node.stop(signal.SIGKILL)
+
+
+def send_until(pub, batches, done, timeout=20):
+    """Publish ``batches`` again and again until ``done()``: a SUB joins late."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the node never applied what was sent"
+        for frames in batches:
+            pub.send_multipart(frames)
+        time.sleep(0.05)
+
+
+def tree_digest(node):
+    """{path: sha256} of every visible file of a node; None while files come and go."""
+    try:
+        return {path: hashlib.sha256((node.root / path).read_bytes()).hexdigest()
+                for path in node.files()}
+    except FileNotFoundError:
+        return None
+
+
+def converged(cluster, expected=None):
+    """True when every node holds the same files (and ``expected`` paths, if given)."""
+    digests = [tree_digest(node) for node in cluster.nodes]
+    if None in digests or any(d != digests[0] for d in digests):
+        return False
+    return expected is None or set(digests[0]) == set(expected)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    made = []
+
+    def make(count=2, topology="mesh", **overrides):
+        group = Cluster(tmp_path, count, topology, **overrides)
+        made.append(group)
+        return group
+
+    yield make
+    for group in made:
+        group.stop()
+
+
+def test_store_move_and_delete_replicate_byte_for_byte(cluster):
+    pair = cluster(2).start()
+    a, b = pair.nodes
+    proxy = a.proxy()
+    proxy.store_image(b64(corpus("Kleiber_by_Lukas_Baubkus.jpg")), "r/k.jpg", "",
+                      {"": [1024, 1024], "_m": [250, 250], "_s": [50, 50]}, 0,
+                      {"": 0, "_m": 0, "_s": 1})
+    wait_for(lambda: converged(pair, ["r/k.jpg", "r/k_m.jpg", "r/k_s.jpg"]),
+             what="the store to replicate")
+    proxy.move_image("r/k_m.jpg", "moved/k_m.jpg")
+    proxy.delete_image("r/k_s.jpg")
+    wait_for(lambda: converged(pair, ["r/k.jpg", "moved/k_m.jpg"]),
+             what="the move and delete to replicate")
+    b.proxy().store_image(b64(picture(64, 64)), "from_b.png")
+    wait_for(lambda: converged(pair, ["r/k.jpg", "moved/k_m.jpg", "from_b.png"]),
+             what="a write on the other node to come back")
+
+
+def test_a_killed_subscriber_catches_up_200_writes(cluster):
+    pair = cluster(2).start()
+    a, b = pair.nodes
+    b.stop(signal.SIGKILL)
+    proxy = a.proxy()
+    small = [b64(picture(40 + i, 30)) for i in range(20)]
+    for i in range(200):
+        if i % 10 == 7:
+            proxy.move_image(f"bulk/{i - 1}.jpg", f"bulk/moved/{i - 1}.jpg")
+        elif i % 10 == 9:
+            proxy.delete_image(f"bulk/{i - 3}.jpg")
+        else:
+            proxy.store_image(small[i % 20], f"bulk/{i}.jpg", "", [32, 32])
+    expected = set(a.files())
+    b.start()
+    wait_for(lambda: converged(pair, expected), timeout=60, what="the restarted node to catch up")
+
+
+def test_killing_the_publisher_mid_stream_loses_no_acknowledged_write(cluster):
+    pair = cluster(2).start()
+    a, b = pair.nodes
+    acknowledged = []
+
+    def write(index):
+        try:
+            a.proxy().store_image(b64(picture(50, 40 + index % 7)), f"k/{index}.jpg")
+            acknowledged.append(f"k/{index}.jpg")
+        except (OSError, xmlrpc.client.Error):
+            pass
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(write, i) for i in range(60)]
+        wait_for(lambda: len(acknowledged) >= 15, what="some acknowledged writes")
+        a.process.send_signal(signal.SIGKILL)
+        concurrent.futures.wait(futures)
+    a.process.wait(30)
+    a.start()
+    wait_for(lambda: converged(pair) and set(acknowledged) <= set(b.files()), timeout=60,
+             what="both nodes to hold every acknowledged write")
+
+
+@pytest.mark.parametrize("topology", ["ring", "mesh"])
+def test_three_nodes_converge(cluster, topology):
+    group = cluster(3, topology).start()
+    for index, node in enumerate(group.nodes):
+        node.proxy().store_image(b64(picture(30 + index, 30)), f"t/{index}.jpg")
+    expected = {f"t/{i}.jpg" for i in range(3)}
+    wait_for(lambda: converged(group, expected), timeout=30, what=f"the {topology} to converge")
+
+
+def test_a_ring_with_a_stopped_node_holds_writes_until_it_returns(cluster):
+    ring = cluster(3, "ring").start()
+    a, b, c = ring.nodes  # b subscribes a, c subscribes b, a subscribes c
+    b.stop(signal.SIGKILL)
+    a.proxy().store_image(b64(picture(20, 20)), "ring/a.jpg")
+    c.proxy().store_image(b64(picture(20, 20)), "ring/c.jpg")
+    wait_for(lambda: "ring/c.jpg" in a.files(), what="c's write to reach a")
+    assert "ring/a.jpg" not in c.files()  # only b could have carried it
+    b.start()
+    wait_for(lambda: converged(ring, ["ring/a.jpg", "ring/c.jpg"]), timeout=30,
+             what="the ring to deliver once the node is back")
+
+
+def test_concurrent_writes_to_one_path_settle_on_one_file(cluster):
+    pair = cluster(2).start()
+    a, b = pair.nodes
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for round_ in range(5):
+            path = f"same/{round_}.png"
+            list(pool.map(lambda n: n[0].proxy().store_image(b64(picture(10 + n[1], 10)), path),
+                          [(a, round_), (b, round_ + 20)]))
+    expected = {f"same/{i}.png" for i in range(5)}
+    wait_for(lambda: converged(pair, expected), timeout=30, what="one winner per path")
+
+
+def test_a_delete_during_a_partition_is_not_undone(cluster):
+    pair = cluster(2).start()
+    a, b = pair.nodes
+    a.proxy().store_image(b64(picture(20, 20)), "part/x.jpg")
+    wait_for(lambda: converged(pair, ["part/x.jpg"]), what="the first store")
+    b.send(signal.SIGSTOP)
+    try:
+        a.proxy().delete_image("part/x.jpg")
+    finally:
+        b.send(signal.SIGCONT)
+    wait_for(lambda: converged(pair, []), timeout=30, what="the delete to win everywhere")
+    b.proxy().store_image(b64(picture(9, 9)), "part/later.jpg")
+    wait_for(lambda: converged(pair, ["part/later.jpg"]), what="a later write to travel")
+
+
+def test_a_message_with_an_escaping_path_is_refused(tmp_path):
+    fake = free_pair()
+    context = zmq.Context()
+    pub = context.socket(zmq.PUB)
+    pub.bind(f"tcp://127.0.0.1:{fake}")
+    node = Server(tmp_path / "victim")
+    node.sections["replication"] = {"publish": f"tcp://127.0.0.1:{free_pair()}",
+                                    "subscribe": f"tcp://127.0.0.1:{fake}"}
+    node.start()
+    try:
+        origin = "ab" * 16
+        data = picture(8, 8)
+        evil = messages.encode(Message("store", origin, 1, 1 << 16,
+                                       files=(FileEntry.of("ok.jpg", data),)))
+        header = json.loads(evil[0])
+        header["files"][0]["path"] = "../../escaped.jpg"
+        good = messages.encode(Message("store", origin, 1, 1 << 16,
+                                       files=(FileEntry.of("good.jpg", data),)))
+        send_until(pub, [[json.dumps(header).encode(), data], good],
+                   lambda: "good.jpg" in node.files())
+        assert node.files() == ["good.jpg"]
+        assert not (tmp_path / "escaped.jpg").exists()
+        assert not (node.root.parent / "escaped.jpg").exists()
+        assert "'..' components are not allowed" in node.log()
+    finally:
+        node.stop(signal.SIGKILL)
+        pub.close(0)
+        context.term()
+
+
+def test_a_late_store_cannot_resurrect_a_deleted_file(tmp_path):
+    """A store older than a delete (by HLC) arrives after it: the tombstone wins."""
+    fake = free_pair()
+    context = zmq.Context()
+    pub = context.socket(zmq.PUB)
+    pub.bind(f"tcp://127.0.0.1:{fake}")
+    node = Server(tmp_path / "node")
+    node.sections["replication"] = {"publish": f"tcp://127.0.0.1:{free_pair()}",
+                                    "subscribe": f"tcp://127.0.0.1:{fake}"}
+    node.start()
+    try:
+        origin = "cd" * 16
+        old = 1 << 16  # 1 ms after the epoch: older than anything the node does
+        first = messages.encode(Message("store", origin, 1, old,
+                                        files=(FileEntry.of("z/late.jpg", picture(8, 8)),)))
+        send_until(pub, [first], lambda: "z/late.jpg" in node.files())
+        node.proxy().delete_image("z/late.jpg")
+        late = messages.encode(Message("store", origin, 2, old + 1,
+                                       files=(FileEntry.of("z/late.jpg", picture(9, 9)),)))
+        marker = messages.encode(Message("store", origin, 3, old + 2,
+                                         files=(FileEntry.of("z/marker.jpg", picture(8, 8)),)))
+        send_until(pub, [late, marker], lambda: "z/marker.jpg" in node.files())
+        assert node.files() == ["z/marker.jpg"]
+    finally:
+        node.stop(signal.SIGKILL)
+        pub.close(0)
+        context.term()
