@@ -29,5 +29,6 @@ setup(
     extras_require={
         "test": ["pytest>=7", "Pillow>=10", "psutil>=5.9"],
     },
+    entry_points={"console_scripts": ["imagepipe = imagepipe.cli:main"]},
     zip_safe=False,
 )

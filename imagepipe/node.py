@@ -57,8 +57,13 @@ class Node(MultiService):
         workers.setServiceParent(self)
 
     def startService(self):
-        super().startService()
-        self._listen(self.config.network)
+        try:
+            super().startService()
+            self._listen(self.config.network)
+        except (ConfigError, error.CannotListenError) as failure:
+            sys.stderr.write(f"imagepipe: {failure}\n")
+            self._halt()
+            raise SystemExit(1) from None
         self.workers.pool.callInThread(self._sweep)
         if self.reactor is not None and hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
@@ -69,16 +74,17 @@ class Node(MultiService):
             self.log.info("removed {count} temporary files left by an earlier run",
                           count=removed)
 
+    def _halt(self):
+        """Stop the children that did start, so that the process can exit."""
+        for child in reversed(list(self)):
+            if child.running:
+                try:
+                    child.stopService()
+                except Exception:  # noqa: BLE001 - best effort on the way out
+                    self.log.failure("stopping {child} failed", child=child)
+
     def _listen(self, network):
-        try:
-            port = self.reactor.listenTCP(network.port, self.factory,
-                                          interface=network.interface)
-        except error.CannotListenError as failure:
-            if self.port is None:
-                sys.stderr.write(f"imagepipe: cannot listen on {network.interface}:"
-                                 f"{network.port}: {failure.socketError}\n")
-                raise SystemExit(1) from None
-            raise
+        port = self.reactor.listenTCP(network.port, self.factory, interface=network.interface)
         old, self.port = self.port, port
         self.log.info("listening on {host}:{port}", host=network.interface,
                       port=port.getHost().port)

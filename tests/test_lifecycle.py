@@ -179,3 +179,16 @@ def test_sighup_applies_a_new_umask_and_turns_auth_on(make_server, tmp_path):
     assert stat.S_IMODE((node.root / "u/after.jpg").stat().st_mode) == 0o600
     assert stat.S_IMODE((node.root / "u/before.jpg").stat().st_mode) == 0o644
     assert not (node.root / "u/refused.jpg").exists()
+
+
+def test_a_port_in_use_stops_start_up_with_one_line(make_server):
+    import socket
+
+    node = make_server()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", node.port))
+        taken.listen()
+        node.start(wait=False)
+        assert node.process.wait(60) == 1
+    assert "imagepipe: Couldn't listen on 127.0.0.1:" in node.log()
+    assert "Address already in use" in node.log()

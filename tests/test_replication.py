@@ -270,3 +270,56 @@ def test_a_late_store_cannot_resurrect_a_deleted_file(tmp_path):
         node.stop(signal.SIGKILL)
         pub.close(0)
         context.term()
+
+
+def test_curve_admits_known_peers_and_refuses_a_wrong_key(tmp_path):
+    from imagepipe.cli import keygen
+
+    keys, stranger_keys = tmp_path / "keys", tmp_path / "stranger"
+    for name in ("a", "b"):
+        keygen(str(keys), name)
+    keygen(str(stranger_keys), "c")
+    allowed = tmp_path / "allowed"  # a admits b only
+    allowed.mkdir()
+    (allowed / "b.key").write_bytes((keys / "b.key").read_bytes())
+    port = free_pair()
+    a = Server(tmp_path / "a")
+    a.sections["replication"] = {"publish": f"tcp://127.0.0.1:{port}",
+                                 "curve_secret_key": str(keys / "a.key_secret"),
+                                 "curve_public_keys": str(allowed)}
+
+    def follower(name, secret):
+        node = Server(tmp_path / name)
+        node.sections["replication"] = {
+            "publish": f"tcp://127.0.0.1:{free_pair()}",
+            "subscribe": f"tcp://127.0.0.1:{port}",
+            "curve_secret_key": str(secret), "curve_public_keys": str(keys),
+            "curve_subscribe_keys": str(keys / "a.key")}
+        return node
+
+    b = follower("b", keys / "b.key_secret")
+    c = follower("c", stranger_keys / "c.key_secret")
+    nodes = [a, b, c]
+    try:
+        for node in nodes:
+            node.start()
+        a.proxy().store_image(b64(picture(16, 16)), "secret/1.jpg")
+        wait_for(lambda: b.files() == ["secret/1.jpg"], what="the admitted peer to replicate")
+        a.proxy().store_image(b64(picture(16, 16)), "secret/2.jpg")
+        wait_for(lambda: len(b.files()) == 2, what="a second write at the admitted peer")
+        assert c.files() == []  # heard nothing, though it asked the whole time
+    finally:
+        for node in nodes:
+            node.stop(signal.SIGKILL)
+
+
+def test_a_node_refuses_to_start_when_curve_keys_are_unusable(tmp_path):
+    bad = tmp_path / "bad.key_secret"
+    bad.write_text("not a key\n")
+    node = Server(tmp_path / "n")
+    node.sections["replication"] = {"publish": f"tcp://127.0.0.1:{free_pair()}",
+                                    "curve_secret_key": str(bad),
+                                    "curve_public_keys": str(tmp_path)}
+    node.start(wait=False)
+    assert node.process.wait(60) != 0
+    assert "CURVE cannot start" in node.log()

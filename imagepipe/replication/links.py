@@ -73,9 +73,13 @@ class ReplicationLinks(Service):
         self.factory = ZmqFactory()
         self.factory.reactor = self.reactor
         self.factory.lingerPeriod = 0
+        try:
+            keys = self._start_curve()
+        except ConfigError:
+            self._close_zmq()
+            raise
         self.apply_pool.start()
         self.io_pool.start()
-        keys = self._start_curve()
         self.pub = self._socket(zmq.PUB, keys, server=True)
         self._bind(self.pub, self.settings.publish)
         self.router = self._socket(zmq.ROUTER, keys, server=True, received=self._sync_request)
@@ -112,13 +116,13 @@ class ReplicationLinks(Service):
         try:
             public, secret = load_certificate(settings.curve_secret_key)
             servers = [load_certificate(path)[0] for path in settings.curve_subscribe_keys]
+            if secret is None:
+                raise ValueError(f"no secret key in {settings.curve_secret_key}")
             self.authenticator = ThreadAuthenticator(self.factory.context)
             self.authenticator.start()
             self.authenticator.configure_curve(domain="*", location=settings.curve_public_keys)
         except Exception as error:  # noqa: BLE001 - any failure means no authentication
             raise ConfigError(f"[replication] CURVE cannot start: {error}") from None
-        if secret is None:
-            raise ConfigError("[replication] curve_secret_key holds no secret key")
         return {"public": public, "secret": secret, "servers": servers}
 
     def _socket(self, kind, keys, server=False, server_key=None, received=None):
@@ -145,16 +149,21 @@ class ReplicationLinks(Service):
 
     def stopService(self):
         super().stopService()
-        for loop in (self.beat, self.trimmer):
-            if loop.running:
+        for loop in (getattr(self, "beat", None), getattr(self, "trimmer", None)):
+            if loop is not None and loop.running:
                 loop.stop()
         self.replica.notify = lambda: None
-        self.apply_pool.stop()
-        self.io_pool.stop()
+        for pool in (self.apply_pool, self.io_pool):
+            if pool.started:
+                pool.stop()
+        self._close_zmq()
+
+    def _close_zmq(self):
         for connection in list(self.factory.connections):
             connection.shutdown()
         if self.authenticator is not None:
             self.authenticator.stop()
+            self.authenticator = None
         self.factory.context.term()
 
     # Publishing --------------------------------------------------------------
