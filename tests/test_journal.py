@@ -267,14 +267,26 @@ def test_drop_through_deletes_only_segments_wholly_at_or_below_the_number(direct
         journal.read(4)
 
 
-def test_drop_through_never_deletes_the_active_segment(directory, opened):
+def test_drop_through_keeps_the_active_segment_while_it_holds_a_kept_record(directory, opened):
     journal = opened(directory, segment_bytes=1)
     for n in (1, 2, 3):
         journal.append(frames_of(n))
-    assert journal.drop_through(100) == 2
+    assert journal.drop_through(2) == 2
     assert segment_files(directory) == ["00000000000000000003.seg"]
     assert [entry.number for entry in journal.entries()] == [3]
     assert journal.append(frames_of(4)) == 4
+
+
+def test_dropping_everything_keeps_the_numbering_across_a_reopen(directory, opened):
+    journal = opened(directory, segment_bytes=1 << 20)
+    for n in (1, 2, 3):
+        journal.append(frames_of(n))
+    assert journal.drop_through(3) == 3
+    assert segment_files(directory) == ["00000000000000000004.seg"]
+    assert journal.entries() == [] and journal.first_number == 4
+    journal.close()
+    again = opened(directory)
+    assert again.last_number == 3 and again.append(frames_of(4)) == 4
 
 
 def test_drop_through_below_the_first_segment_end_drops_nothing(directory, opened):

@@ -323,3 +323,32 @@ def test_a_node_refuses_to_start_when_curve_keys_are_unusable(tmp_path):
     node.start(wait=False)
     assert node.process.wait(60) != 0
     assert "CURVE cannot start" in node.log()
+
+
+def test_a_new_node_does_a_full_sync_once_the_journal_is_trimmed(tmp_path):
+    port = free_pair()
+    a = Server(tmp_path / "a")
+    a.sections["replication"] = {"publish": f"tcp://127.0.0.1:{port}", "retention": "1s"}
+    b = Server(tmp_path / "b")
+    b.sections["replication"] = {"publish": f"tcp://127.0.0.1:{free_pair()}",
+                                 "subscribe": f"tcp://127.0.0.1:{port}"}
+    try:
+        a.start()
+        proxy = a.proxy()
+        for index in range(5):
+            proxy.store_image(b64(picture(20 + index, 20)), f"full/{index}.jpg")
+        proxy.delete_image("full/0.jpg")
+        proxy.move_image("full/1.jpg", "full/moved.jpg")
+        wait_for(lambda: "trimmed 7 journal records" in a.log(), timeout=30,
+                 what="the journal to be trimmed")
+        b.start()
+        pair = type("Pair", (), {"nodes": [a, b]})
+        expected = ["full/2.jpg", "full/3.jpg", "full/4.jpg", "full/moved.jpg"]
+        wait_for(lambda: converged(pair, expected), timeout=30, what="the full sync")
+        assert "full sync from" in b.log()
+        proxy.store_image(b64(picture(9, 9)), "full/after.jpg")
+        wait_for(lambda: converged(pair, expected + ["full/after.jpg"]), timeout=30,
+                 what="live replication after the full sync")
+    finally:
+        a.stop(signal.SIGKILL)
+        b.stop(signal.SIGKILL)

@@ -234,10 +234,15 @@ class Journal:
     def drop_through(self, number):
         """Delete the segments whose records are all ≤ ``number``, never the active one.
 
+        When every record may go, the active segment is closed first so that
+        it can go too.
+
         Returns how many records went.
         """
         dropped = 0
         with self._lock:
+            if number >= self._next - 1 and self._active_size and self._fd is not None:
+                self._roll()  # everything may go: close the active segment so it can
             try:
                 while len(self._segments) > 1 and self._segments[1] - 1 <= number:
                     first, following = self._segments[0], self._segments[1]

@@ -35,6 +35,8 @@ from imagepipe.replication.messages import InvalidMessage
 from imagepipe.replication.replica import APPLIED, GAP
 
 CATCHUP_BATCH = 200
+MANIFEST_BATCH = 2000
+FETCH_BATCH = 100
 
 
 class _Socket(ZmqConnection):
@@ -63,6 +65,7 @@ class ReplicationLinks(Service):
         self.io_pool = ThreadPool(1, 1, name="imagepipe-sync")
         self.upstreams = []  # (endpoint, dealer)
         self.catching_up = set()  # upstream endpoints with a request outstanding
+        self.syncing = {}  # upstream endpoint -> full sync in progress
         self.authenticator = None
         self.factory = None
 
@@ -100,7 +103,7 @@ class ReplicationLinks(Service):
         self.beat.start(self.settings.heartbeat, now=True)
         self.trimmer = task.LoopingCall(self._trim)
         self.trimmer.clock = self.reactor
-        self.trimmer.start(60, now=False)
+        self.trimmer.start(min(60.0, max(1.0, self.settings.retention / 2)), now=False)
         for endpoint, _ in self.upstreams:
             self._catch_up(endpoint)
         self._flush()
@@ -183,8 +186,12 @@ class ReplicationLinks(Service):
             dealer.send([ack])
 
     def _trim(self):
-        return deferToThreadPool(self.reactor, self.io_pool, self.replica.trim,
-                                 self.settings.retention)
+        d = deferToThreadPool(self.reactor, self.io_pool, self.replica.trim,
+                              self.settings.retention)
+        d.addCallback(lambda dropped: dropped and self.log.info(
+            "trimmed {count} journal records", count=dropped))
+        d.addErrback(lambda failure: self.log.failure("trimming the journal failed", failure))
+        return d
 
     # Receiving ---------------------------------------------------------------
 
@@ -232,7 +239,7 @@ class ReplicationLinks(Service):
     # Catch-up, as the asking side -------------------------------------------
 
     def _catch_up(self, upstream):
-        if upstream in self.catching_up or not self.running:
+        if upstream in self.catching_up or upstream in self.syncing or not self.running:
             return
         self.catching_up.add(upstream)
         dealer = dict(self.upstreams)[upstream]
@@ -255,9 +262,10 @@ class ReplicationLinks(Service):
             d = deferToThreadPool(self.reactor, self.apply_pool, lambda: None)
             d.addCallback(lambda _: self._caught_up(upstream, head.get("more")))
         elif kind == "full-sync-needed":
-            self.catching_up.discard(upstream)
-            self.log.error("{upstream} no longer has the journal this node needs; a full "
-                           "sync is needed", upstream=upstream)
+            if upstream not in self.syncing:
+                self._full_sync(upstream)
+        elif kind in ("manifest-part", "manifest-end", "file", "fetch-end"):
+            self._full_sync_answer(head, frames, upstream)
 
     def _caught_up(self, upstream, more):
         self.catching_up.discard(upstream)
@@ -272,12 +280,23 @@ class ReplicationLinks(Service):
             request = json.loads(body)
             kind = request["type"]
             node = request["node"]
-            applied = {str(k): int(v) for k, v in dict(request["applied"]).items()}
+            applied = {str(k): int(v) for k, v in dict(request.get("applied", {})).items()}
         except (ValueError, KeyError, TypeError, AttributeError):
             self.log.warn("dropped a malformed sync request")
             return
         if kind == "ack":
             self.io_pool.callInThread(self.replica.record_peer, str(node), applied)
+        elif kind == "manifest":
+            d = deferToThreadPool(self.reactor, self.io_pool, self.replica.manifest)
+            d.addCallback(self._send_manifest, sender)
+        elif kind == "fetch":
+            paths = request.get("paths")
+            if not isinstance(paths, list) or len(paths) > FETCH_BATCH:
+                self.log.warn("dropped a malformed fetch request from {node}", node=node)
+                return
+            d = deferToThreadPool(self.reactor, self.io_pool,
+                                  lambda: [self.replica.path_state(str(p)) for p in paths])
+            d.addCallback(self._send_states, sender)
         elif kind == "catchup":
             limit = max(1, min(int(request.get("limit", CATCHUP_BATCH)), CATCHUP_BATCH))
             d = deferToThreadPool(self.reactor, self.io_pool, self._replay, applied, limit)
@@ -299,3 +318,86 @@ class ReplicationLinks(Service):
             self.router.send([sender] + frames)
         done = {"type": "caught-up", "more": more}
         self.router.send([sender, json.dumps(done).encode()])
+
+    def _send_manifest(self, result, sender):
+        rows, applied = result
+        for start in range(0, len(rows), MANIFEST_BATCH):
+            part = {"type": "manifest-part", "rows": rows[start:start + MANIFEST_BATCH]}
+            self.router.send([sender, json.dumps(part).encode()])
+        end = {"type": "manifest-end", "applied": applied}
+        self.router.send([sender, json.dumps(end).encode()])
+
+    def _send_states(self, states, sender):
+        for state in states:
+            if state is not None:
+                self.router.send([sender] + messages.encode_state(state))
+        self.router.send([sender, json.dumps({"type": "fetch-end"}).encode()])
+
+    # Full sync, as the asking side ------------------------------------------
+
+    def _full_sync(self, upstream):
+        """Start over from the upstream's manifest (Clone pattern: state, then updates)."""
+        self.log.warn("{upstream} no longer has the journal this node needs: full sync",
+                      upstream=upstream)
+        self.syncing[upstream] = {"rows": [], "fetch": [], "applied": None}
+        self._ask(upstream, {"type": "manifest"})
+
+    def _ask(self, upstream, request):
+        request = dict(request, node=self.replica.node)
+        dict(self.upstreams)[upstream].send([json.dumps(request).encode()])
+
+    def _full_sync_answer(self, head, frames, upstream):
+        sync = self.syncing.get(upstream)
+        if sync is None:
+            return
+        kind = head.get("type")
+        if kind == "manifest-part":
+            rows = head.get("rows")
+            if isinstance(rows, list):
+                sync["rows"].extend(rows)
+        elif kind == "manifest-end":
+            sync["applied"] = head.get("applied")
+            d = deferToThreadPool(self.reactor, self.apply_pool, self._plan, sync["rows"])
+            d.addCallback(self._fetch_next, upstream)
+            d.addErrback(self._sync_failed, upstream)
+        elif kind == "file":
+            d = deferToThreadPool(self.reactor, self.apply_pool, self._install, frames)
+            d.addErrback(self._sync_failed, upstream)
+        elif kind == "fetch-end":
+            d = deferToThreadPool(self.reactor, self.apply_pool, lambda: None)
+            d.addCallback(lambda _: self._fetch_next(None, upstream))
+
+    def _plan(self, rows):
+        states = [messages.state_from_row(row, self.replica.rules) for row in rows]
+        return self.replica.wanted(states)
+
+    def _install(self, frames):
+        self.replica.install(messages.decode_state(frames, self.replica.rules))
+
+    def _fetch_next(self, wanted, upstream):
+        sync = self.syncing.get(upstream)
+        if sync is None:
+            return
+        if wanted is not None:
+            sync["fetch"] = list(wanted)
+        if sync["fetch"]:
+            batch, sync["fetch"] = sync["fetch"][:FETCH_BATCH], sync["fetch"][FETCH_BATCH:]
+            self._ask(upstream, {"type": "fetch", "paths": batch})
+            return
+        applied = sync["applied"]
+        del self.syncing[upstream]
+        if isinstance(applied, dict):
+            d = deferToThreadPool(self.reactor, self.apply_pool, self.replica.finish_full_sync,
+                                  {str(k): int(v) for k, v in applied.items()})
+            d.addCallback(lambda _: self._full_sync_done(upstream))
+
+    def _full_sync_done(self, upstream):
+        self.log.info("full sync from {upstream} done", upstream=upstream)
+        self.catching_up.discard(upstream)
+        self._catch_up(upstream)
+
+    def _sync_failed(self, failure, upstream):
+        self.log.failure("full sync from {upstream} failed; will start over", failure,
+                         upstream=upstream)
+        self.syncing.pop(upstream, None)
+        self.catching_up.discard(upstream)

@@ -309,3 +309,58 @@ def unpack(body):
     if offset != end:
         raise InvalidMessage(f"body: {end - offset} bytes after the last frame")
     return frames
+
+
+@dataclass(frozen=True)
+class PathState:
+    """One path's current version, as a full sync transfers it: bytes or a tombstone."""
+
+    path: str
+    hlc: int
+    origin: str
+    deleted: bool
+    sha256: str  # "" for a tombstone
+    data: bytes = b""
+
+    def row(self):
+        """The manifest row ``[path, hlc, origin, deleted, sha256]``."""
+        return [self.path, self.hlc, self.origin, int(self.deleted), self.sha256]
+
+
+def encode_state(state):
+    """Frames of a full-sync ``file`` answer: JSON header, then the bytes."""
+    head = {"type": "file", "path": state.path, "hlc": state.hlc, "origin": state.origin,
+            "deleted": state.deleted, "sha256": state.sha256}
+    return [json.dumps(head, sort_keys=True, separators=(",", ":"),
+                       ensure_ascii=False).encode("utf-8"), state.data]
+
+
+def decode_state(frames, rules=PathRules()):
+    """The ``PathState`` in a ``file`` answer, checked like a message, or ``InvalidMessage``."""
+    head = header(frames)
+    if head.get("type") != "file" or len(frames) != 2:
+        raise InvalidMessage("file: expected a file header and one data frame")
+    state = state_from_row([head.get("path"), head.get("hlc"), head.get("origin"),
+                            head.get("deleted"), head.get("sha256")], rules, "file")
+    data = frames[1]
+    if state.deleted and data:
+        raise InvalidMessage("file: a tombstone carries no data")
+    if not state.deleted and hashlib.sha256(data).hexdigest() != state.sha256:
+        raise InvalidMessage("file.sha256 does not match the data")
+    return PathState(state.path, state.hlc, state.origin, state.deleted, state.sha256,
+                     bytes(data))
+
+
+def state_from_row(row, rules=PathRules(), name="row"):
+    """A manifest row checked into a ``PathState`` (without data)."""
+    if not isinstance(row, list) or len(row) != 5:
+        raise InvalidMessage(f"{name}: expected [path, hlc, origin, deleted, sha256]")
+    path, hlc, origin, deleted, sha256 = row
+    deleted = bool(_integer(int(deleted) if isinstance(deleted, bool) else deleted,
+                            f"{name}.deleted", 0, 2))
+    if not isinstance(sha256, str) or not (
+            _SHA256.fullmatch(sha256) or (deleted and sha256 == "")):
+        raise InvalidMessage(f"{name}.sha256: expected 64 lowercase hex digits, "
+                             f"got {_show(sha256)}")
+    return PathState(_path(path, f"{name}.path", rules), _integer(hlc, f"{name}.hlc", 0,
+                     INT_LIMIT), _origin(origin, f"{name}.origin"), deleted, sha256)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from imagepipe.errors import ImagepipeError, OperationFailed
 from imagepipe.replication import messages
 from imagepipe.replication.hlc import wall_ms
-from imagepipe.replication.messages import FileEntry, InvalidMessage, Message
+from imagepipe.replication.messages import FileEntry, InvalidMessage, Message, PathState
 
 APPLIED, DUPLICATE, GAP, OWN = "applied", "duplicate", "gap", "own"
 
@@ -194,6 +194,70 @@ class Replica:
                       if item.seq > applied.get(item.origin, 0)]
         return wanted[:limit]
 
+    # Full sync ---------------------------------------------------------------
+
+    def manifest(self):
+        """``(rows, applied)``: every path version here, and the sequences they reflect."""
+        with self.lock:
+            return [list(row) for row in self.state.manifest()], dict(self.state.applied)
+
+    def path_state(self, path):
+        """The current ``PathState`` of ``path`` with its bytes, or None if never seen."""
+        with self.lock:
+            version = self.state.version(path)
+            if version is None:
+                return None
+            hlc, origin, deleted, sha256 = version
+            data = b""
+            if not deleted:
+                try:
+                    data = self.tree.read(path)
+                except ImagepipeError:
+                    return None
+            return PathState(path, hlc, origin, bool(deleted), sha256, data)
+
+    def wanted(self, states):
+        """Of an upstream's manifest, the paths whose content this node must fetch.
+
+        Tombstones that win are applied at once (they need no bytes).
+        """
+        fetch = []
+        for state in states:
+            with self.lock:
+                if not self.state.is_newer(state.path, state.hlc, state.origin):
+                    continue
+                if state.deleted:
+                    self._install(state)
+                else:
+                    fetch.append(state.path)
+        return fetch
+
+    def install(self, state):
+        """Apply one fetched ``PathState`` if it still wins; True when it did."""
+        with self.lock:
+            if not self.state.is_newer(state.path, state.hlc, state.origin):
+                return False
+            self._install(state)
+            return True
+
+    def _install(self, state):
+        self.clock.observe(state.hlc)
+        if state.deleted:
+            self.tree.delete([state.path])
+        else:
+            self.tree.write([(state.path, state.data)])
+        self.state.record(state.origin, 0, [tuple(state.row())])
+
+    def finish_full_sync(self, applied):
+        """Adopt the upstream's applied sequences once its files are all here.
+
+        The records below them never reach this journal, so they count as
+        trimmed: a downstream peer behind them needs a full sync from here too.
+        """
+        with self.lock:
+            self.state.set_applied(applied)
+            self.state.set_trimmed(applied)
+
     def take_outbox(self):
         """Every committed message not yet published, oldest first."""
         taken = []
@@ -214,7 +278,9 @@ class Replica:
             peers = [applied for applied, _ in self.state.peers().values()]
             keep_from = None
             for item in self.index:
-                acknowledged = all(p.get(item.origin, 0) >= item.seq for p in peers)
+                # With no peer known yet, only retention may trim.
+                acknowledged = bool(peers) and all(p.get(item.origin, 0) >= item.seq
+                                                   for p in peers)
                 expired = wall_ms(item.hlc) < horizon
                 if not (acknowledged or expired):
                     keep_from = item.number
