@@ -1,9 +1,10 @@
-"""The image store operations behind the API: validate, render, write, notify.
+"""The image store operations behind the API: validate, render, write.
 
 ``ImageStore`` is what every protocol calls.  Each operation is admitted by
-the worker pool (or refused as busy), runs its blocking part in a worker
-thread, and on success hands the resulting ``Change`` to every listener on
-the reactor thread, in the order the operations finished.
+the worker pool (or refused as busy) and runs its blocking part in a worker
+thread; every change it makes to the tree is committed inside ``commit``
+(the replication journal, when replication is on) and described by the
+``Change`` it returns.
 """
 
 import hashlib
@@ -32,17 +33,9 @@ class ImageStore:
         self.workers = workers
         self.settings = settings
         self.commit = commit  # context for each change's commit (the replication journal)
-        self.listeners = []  # callables taking a Change, run on the reactor thread
 
     def _submit(self, function, *args):
-        d = self.workers.submit(function, self.settings, *args)
-        d.addCallback(self._notify)
-        return d
-
-    def _notify(self, change):
-        for listener in self.listeners:
-            listener(change)
-        return change
+        return self.workers.submit(function, self.settings, *args)
 
     def store(self, *args):
         """``store_image`` arguments -> Deferred of the ``Change``."""
