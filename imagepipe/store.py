@@ -19,7 +19,7 @@ import hashlib
 import os
 import secrets
 import stat
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError, OperationFailed
@@ -189,21 +189,27 @@ class Tree:
         for fd in fds:
             os.fsync(fd)
 
-    def _regular(self, path, argument):
-        """Raise unless ``path`` is a regular file in the tree; return its directory parts."""
+    @contextmanager
+    def _parent(self, path):
+        """The open directory holding ``path`` (None when it does not exist), and the name."""
         *parts, name = path.split("/")
         opened = _Opened()
         try:
-            dfd = self._directory(parts, opened, create=False)
-            if dfd is None:
-                raise FileNotFoundError
-            mode = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode
+            yield self._directory(parts, opened, create=False), name
+        finally:
+            opened.close()
+
+    def _regular(self, path, argument):
+        """Raise unless ``path`` is a regular file in the tree."""
+        try:
+            with self._parent(path) as (dfd, name):
+                if dfd is None:
+                    raise FileNotFoundError
+                mode = os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode
         except FileNotFoundError:
             raise OperationFailed(f"{argument}: no such image: {path!r}") from None
         except OSError as error:
             raise _os_failure(error, argument, path) from None
-        finally:
-            opened.close()
         if not stat.S_ISREG(mode):
             raise ClientError(f"{argument}: {path!r} is not a regular file")
 
@@ -245,16 +251,12 @@ class Tree:
             opened.close()
 
     def _not_directory(self, path, argument):
-        *parts, name = path.split("/")
-        opened = _Opened()
         try:
-            dfd = self._directory(parts, opened, create=False)
-            if dfd is not None:
-                _refuse_directory(dfd, name, argument, path)
+            with self._parent(path) as (dfd, name):
+                if dfd is not None:
+                    _refuse_directory(dfd, name, argument, path)
         except OSError as error:
             raise _os_failure(error, argument, path) from None
-        finally:
-            opened.close()
 
     def delete(self, paths, commit=nullcontext):
         """Remove each path inside ``commit(change)``; a missing one is fine."""
@@ -267,30 +269,23 @@ class Tree:
         return change
 
     def _unlink(self, path):
-        *parts, name = path.split("/")
-        opened = _Opened()
         try:
-            dfd = self._directory(parts, opened, create=False)
-            if dfd is None:
-                return
-            os.unlink(name, dir_fd=dfd)
-            os.fsync(dfd)
+            with self._parent(path) as (dfd, name):
+                if dfd is not None:
+                    os.unlink(name, dir_fd=dfd)
+                    os.fsync(dfd)
         except FileNotFoundError:
             return
         except OSError as error:
             raise _os_failure(error, "path", path) from None
-        finally:
-            opened.close()
 
     def read(self, path, argument="path"):
         """The bytes of the regular file at ``path``."""
-        *parts, name = path.split("/")
-        opened = _Opened()
         try:
-            dfd = self._directory(parts, opened, create=False)
-            if dfd is None:
-                raise FileNotFoundError
-            fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
+            with self._parent(path) as (dfd, name):
+                if dfd is None:
+                    raise FileNotFoundError
+                fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 os.close(fd)
                 raise ClientError(f"{argument}: {path!r} is not a regular file")
@@ -300,22 +295,16 @@ class Tree:
             raise OperationFailed(f"{argument}: no such image: {path!r}") from None
         except OSError as error:
             raise _os_failure(error, argument, path) from None
-        finally:
-            opened.close()
 
     def open_file(self, path):
         """A binary file object for ``path``, or None when it is not a regular file here."""
-        *parts, name = path.split("/")
-        opened = _Opened()
         try:
-            dfd = self._directory(parts, opened, create=False)
-            if dfd is None:
-                return None
-            fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
+            with self._parent(path) as (dfd, name):
+                if dfd is None:
+                    return None
+                fd = os.open(name, _FILE_FLAGS, dir_fd=dfd)
         except OSError:
             return None
-        finally:
-            opened.close()
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             return None

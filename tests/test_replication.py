@@ -220,63 +220,56 @@ def test_a_delete_during_a_partition_is_not_undone(cluster):
     wait_for(lambda: converged(pair, ["part/later.jpg"]), what="a later write to travel")
 
 
-def test_a_message_with_an_escaping_path_is_refused(tmp_path):
+@pytest.fixture
+def fed(tmp_path):
+    """A node subscribed to a bare PUB socket the test publishes on."""
     fake = free_pair()
     context = zmq.Context()
     pub = context.socket(zmq.PUB)
     pub.bind(f"tcp://127.0.0.1:{fake}")
-    node = Server(tmp_path / "victim")
+    node = Server(tmp_path / "fed")
     node.sections["replication"] = {"publish": f"tcp://127.0.0.1:{free_pair()}",
                                     "subscribe": f"tcp://127.0.0.1:{fake}"}
     node.start()
-    try:
-        origin = "ab" * 16
-        data = picture(8, 8)
-        evil = messages.encode(Message("store", origin, 1, 1 << 16,
-                                       files=(FileEntry.of("ok.jpg", data),)))
-        header = json.loads(evil[0])
-        header["files"][0]["path"] = "../../escaped.jpg"
-        good = messages.encode(Message("store", origin, 1, 1 << 16,
-                                       files=(FileEntry.of("good.jpg", data),)))
-        send_until(pub, [[json.dumps(header).encode(), data], good],
-                   lambda: "good.jpg" in node.files())
-        assert node.files() == ["good.jpg"]
-        assert not (tmp_path / "escaped.jpg").exists()
-        assert not (node.root.parent / "escaped.jpg").exists()
-        assert "'..' components are not allowed" in node.log()
-    finally:
-        node.stop(signal.SIGKILL)
-        pub.close(0)
-        context.term()
+    yield node, pub
+    node.stop(signal.SIGKILL)
+    pub.close(0)
+    context.term()
 
 
-def test_a_late_store_cannot_resurrect_a_deleted_file(tmp_path):
+def test_a_message_with_an_escaping_path_is_refused(fed):
+    node, pub = fed
+    origin = "ab" * 16
+    data = picture(8, 8)
+    evil = messages.encode(Message("store", origin, 1, 1 << 16,
+                                   files=(FileEntry.of("ok.jpg", data),)))
+    header = json.loads(evil[0])
+    header["files"][0]["path"] = "../../escaped.jpg"
+    good = messages.encode(Message("store", origin, 1, 1 << 16,
+                                   files=(FileEntry.of("good.jpg", data),)))
+    send_until(pub, [[json.dumps(header).encode(), data], good],
+               lambda: "good.jpg" in node.files())
+    assert node.files() == ["good.jpg"]
+    assert not (node.base / "escaped.jpg").exists()
+    assert not (node.base.parent / "escaped.jpg").exists()
+    assert "'..' components are not allowed" in node.log()
+
+
+def test_a_late_store_cannot_resurrect_a_deleted_file(fed):
     """A store older than a delete (by HLC) arrives after it: the tombstone wins."""
-    fake = free_pair()
-    context = zmq.Context()
-    pub = context.socket(zmq.PUB)
-    pub.bind(f"tcp://127.0.0.1:{fake}")
-    node = Server(tmp_path / "node")
-    node.sections["replication"] = {"publish": f"tcp://127.0.0.1:{free_pair()}",
-                                    "subscribe": f"tcp://127.0.0.1:{fake}"}
-    node.start()
-    try:
-        origin = "cd" * 16
-        old = 1 << 16  # 1 ms after the epoch: older than anything the node does
-        first = messages.encode(Message("store", origin, 1, old,
-                                        files=(FileEntry.of("z/late.jpg", picture(8, 8)),)))
-        send_until(pub, [first], lambda: "z/late.jpg" in node.files())
-        node.proxy().delete_image("z/late.jpg")
-        late = messages.encode(Message("store", origin, 2, old + 1,
-                                       files=(FileEntry.of("z/late.jpg", picture(9, 9)),)))
-        marker = messages.encode(Message("store", origin, 3, old + 2,
-                                         files=(FileEntry.of("z/marker.jpg", picture(8, 8)),)))
-        send_until(pub, [late, marker], lambda: "z/marker.jpg" in node.files())
-        assert node.files() == ["z/marker.jpg"]
-    finally:
-        node.stop(signal.SIGKILL)
-        pub.close(0)
-        context.term()
+    node, pub = fed
+    origin = "cd" * 16
+    old = 1 << 16  # 1 ms after the epoch: older than anything the node does
+    first = messages.encode(Message("store", origin, 1, old,
+                                    files=(FileEntry.of("z/late.jpg", picture(8, 8)),)))
+    send_until(pub, [first], lambda: "z/late.jpg" in node.files())
+    node.proxy().delete_image("z/late.jpg")
+    late = messages.encode(Message("store", origin, 2, old + 1,
+                                   files=(FileEntry.of("z/late.jpg", picture(9, 9)),)))
+    marker = messages.encode(Message("store", origin, 3, old + 2,
+                                     files=(FileEntry.of("z/marker.jpg", picture(8, 8)),)))
+    send_until(pub, [late, marker], lambda: "z/marker.jpg" in node.files())
+    assert node.files() == ["z/marker.jpg"]
 
 
 def test_curve_admits_known_peers_and_refuses_a_wrong_key(tmp_path):
