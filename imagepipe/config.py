@@ -66,7 +66,7 @@ SETTINGS = (
     Setting("replication", "retention", "duration", "7d",
             "How long journal records and delete tombstones are kept when a peer has not "
             "acknowledged them. Units: s, m, h, d."),
-    Setting("replication", "high_water_mark", "integer(10, 10000000)", "10000",
+    Setting("replication", "high_water_mark", "integer(10, 10000000)", "1000",
             "Messages ZeroMQ may queue per peer and socket before it drops (the peer then "
             "catches up from the journal)."),
     Setting("replication", "max_message_bytes", "byte_size", "256MiB",
