@@ -26,9 +26,9 @@ import argparse
 import base64
 import http.client
 import io
+import json
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
@@ -43,6 +43,12 @@ from pathlib import Path
 import psutil
 from PIL import Image
 
+from imagepipe import config as configuration
+from imagepipe.imaging import EncodeOptions, VariantSpec, magick
+from imagepipe.imaging.formats import by_name
+from imagepipe.imaging.geometry import Mode
+from imagepipe.node import image_limits
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = ROOT.parent / "shared" / "corpus" / "Kleiber_by_Lukas_Baubkus.jpg"
 WALLPAPER_PACKAGE = "lomiri-wallpapers-20.04"
@@ -52,7 +58,9 @@ TWISTD = Path(sys.executable).with_name("twistd")
 QUALITY = 85
 SIZES = {"": [1024, 1024], "_m": [250, 250], "_s": [50, 50]}
 CROPS = {"": 0, "_m": 0, "_s": 1}
+OPTIONS = EncodeOptions(quality=QUALITY)
 WARMUP = 2
+OTHER_CPU_TOLERATED = 0.1  # cores used by other processes before (d) is in doubt
 
 # Child processes get this process's environment without the MAGICK_*
 # variables that magick.start() sets here for (b), and without any
@@ -78,7 +86,7 @@ class Target:
         """Name, value, goal and PASS/MISS as table cells."""
         met = self.value <= self.goal if self.at_most else self.value >= self.goal
         sign = "<=" if self.at_most else ">="
-        return [self.name, f"{self.value:.2f}{self.unit}", f"{sign} {self.goal:g}{self.unit}",
+        return [self.name, f"{self.value:.3g}{self.unit}", f"{sign} {self.goal:g}{self.unit}",
                 "PASS" if met else "MISS"]
 
 
@@ -92,14 +100,14 @@ class LoadResult:
     calls: int
     calls_per_s: float
     peak_rss_mb: float
-    server_cores: float  # CPU seconds of the server per wall second
-    client_cores: float  # CPU seconds of this process per wall second
+    cores: tuple  # CPU seconds per wall second: (server, this client, everything else)
 
     def row(self):
         """The run as table cells."""
-        return [str(self.io_threads), self.env or "-", str(self.clients), str(self.calls),
+        server = f"io_threads={self.io_threads}" + (f", {self.env}" if self.env else "")
+        return [server, str(self.clients), str(self.calls),
                 f"{self.calls_per_s:.2f}", f"{self.peak_rss_mb:.0f}",
-                f"{self.server_cores:.2f}", f"{self.client_cores:.2f}"]
+                *(f"{cores:.2f}" for cores in self.cores)]
 
 
 def parse_args():
@@ -153,24 +161,16 @@ def start_engine(workdir):
 
     Returns the engine and the ImageMagick version Wand loaded.
     """
-    from imagepipe import config as configuration
-    from imagepipe.imaging import magick
-
     config = configuration.load(str(write_config(workdir / "engine", io_threads=1)))
     status = magick.start(config.imagemagick)  # before anything imports Wand
 
     from imagepipe.imaging.wand_engine import WandEngine
-    from imagepipe.node import image_limits
 
     return WandEngine(image_limits(config), status.formats), status.version
 
 
 def engine_variants():
     """The three variants as ``VariantSpec`` values, in the order of ``SIZES``."""
-    from imagepipe.imaging import VariantSpec
-    from imagepipe.imaging.formats import by_name
-    from imagepipe.imaging.geometry import Mode
-
     jpeg = by_name("jpg")
     return [VariantSpec(tuple(box), Mode.CROP if CROPS[suffix] else Mode.FIT, jpeg)
             for suffix, box in SIZES.items()]
@@ -242,7 +242,11 @@ class Server:
 
     def __exit__(self, *exc_info):
         self.process.terminate()
-        self.process.wait(30)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def _wait_listening(self, timeout=30.0):
         deadline = time.monotonic() + timeout
@@ -324,10 +328,54 @@ class PeakRss(threading.Thread):
         return self.peak
 
 
-def cpu_seconds(process):
-    """User + system CPU seconds used so far by ``process`` and its children."""
-    processes = [process, *process.children(recursive=True)]
-    return sum(p.cpu_times().user + p.cpu_times().system for p in processes)
+def cpu_seconds(server_processes):
+    """CPU seconds used so far by the server, by this process and by the whole machine.
+
+    The machine's figure counts every busy state, hypervisor steal included,
+    so that what is left after the server and the client shows interference.
+    """
+    machine = psutil.cpu_times()
+    return (sum(sum(p.cpu_times()[:2]) for p in server_processes),
+            sum(psutil.Process().cpu_times()[:2]),
+            machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+            + machine.steal)
+
+
+def drive(server, bodies, calls_each):
+    """POST each body ``calls_each`` times from its own thread, all at once.
+
+    Returns the wall seconds of the timed calls and the CPU seconds used
+    meanwhile by the server, by this process and by anything else.
+    """
+    start = threading.Barrier(len(bodies) + 1)
+    failures = []
+
+    def send(body):
+        try:
+            post_stores(server.port, body, calls_each, start)
+        except Exception as error:  # noqa: BLE001 - reported by the main thread
+            failures.append(error)
+            start.abort()
+
+    server_process = psutil.Process(server.process.pid)
+    server_processes = [server_process, *server_process.children(recursive=True)]
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    try:
+        start.wait()
+    except threading.BrokenBarrierError:
+        pass
+    started = time.perf_counter()
+    before = cpu_seconds(server_processes)
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    server_cpu, client_cpu, machine_cpu = (
+        after - earlier for after, earlier in zip(cpu_seconds(server_processes), before))
+    if failures:
+        raise SystemExit(f"store.py: a store_image call failed: {failures[0]!r}")
+    return wall, (server_cpu, client_cpu, machine_cpu - server_cpu - client_cpu)
 
 
 def load_run(workdir, data, io_threads, clients, calls, extra_env=None):
@@ -338,55 +386,30 @@ def load_run(workdir, data, io_threads, clients, calls, extra_env=None):
     before timing, and then POSTs the same bytes with http.client on one
     kept-alive connection; the only per-call client work is the socket copy
     and parsing the tiny answer.  The CPU used by this process during the
-    timed calls is reported beside the result to show that it stays small.
+    timed calls is reported beside the result to show that it stays small,
+    and so is the CPU used by anything else on the machine.
     """
-    env_text = " ".join(f"{k}={v}" for k, v in (extra_env or {}).items())
-    directory = workdir / f"load-{io_threads}t-{clients}c{'-' + env_text if env_text else ''}"
-    per_client = -(-calls // clients)
+    calls_each = -(-calls // clients)
     payload = base64.b64encode(data).decode("ascii")
     bodies = [xmlrpc.client.dumps(store_arguments(payload, f"load/c{n}.jpg"),
                                   "store_image").encode("utf-8")
               for n in range(clients)]
-    start = threading.Barrier(clients + 1)
-    failures = []
-
-    def client(body):
-        try:
-            post_stores(server.port, body, per_client, start)
-        except Exception as error:  # noqa: BLE001 - reported by the main thread
-            failures.append(error)
-            start.abort()
-
+    directory = workdir / f"load-{io_threads}t-{clients}c{'-env' if extra_env else ''}"
     with Server(directory, io_threads, extra_env) as server:
         sampler = PeakRss(server.process.pid)
         sampler.start()
-        threads = [threading.Thread(target=client, args=(body,)) for body in bodies]
-        for thread in threads:
-            thread.start()
-        server_process, this_process = psutil.Process(server.process.pid), psutil.Process()
-        try:
-            start.wait()
-        except threading.BrokenBarrierError:
-            pass
-        started = time.perf_counter()
-        server_cpu, client_cpu = cpu_seconds(server_process), cpu_seconds(this_process)
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - started
-        server_cpu = cpu_seconds(server_process) - server_cpu
-        client_cpu = cpu_seconds(this_process) - client_cpu
+        wall, cpu = drive(server, bodies, calls_each)
         peak = sampler.stop()
-    if failures:
-        raise SystemExit(f"store.py: a store_image call failed: {failures[0]}")
-    return LoadResult(io_threads=io_threads, env=env_text, clients=clients,
-                      calls=per_client * clients, calls_per_s=per_client * clients / wall,
-                      peak_rss_mb=peak / 2**20, server_cores=server_cpu / wall,
-                      client_cores=client_cpu / wall)
+    return LoadResult(io_threads=io_threads,
+                      env=" ".join(f"{k}={v}" for k, v in (extra_env or {}).items()),
+                      clients=clients, calls=calls_each * clients,
+                      calls_per_s=calls_each * clients / wall, peak_rss_mb=peak / 2**20,
+                      cores=tuple(seconds / wall for seconds in cpu))
 
 
 def dimensions(blobs):
     """The width x height of each encoded image, decoded with Pillow."""
-    return [Image.open(io.BytesIO(blob)).size for blob in blobs]
+    return tuple(Image.open(io.BytesIO(blob)).size for blob in blobs)
 
 
 def variant_files(directory, stem):
@@ -397,7 +420,7 @@ def variant_files(directory, stem):
 def table(headers, rows):
     """A markdown table; columns after the first are right-aligned."""
     lines = ["| " + " | ".join(headers) + " |",
-             "|" + "---|" + "---:|" * (len(headers) - 1)]
+             "|---|" + "---:|" * (len(headers) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -408,14 +431,87 @@ def timing_row(name, seconds):
             f"{1000 * max(seconds):.0f}", str(len(seconds))]
 
 
+def cpu_model():
+    """The CPU model name from /proc/cpuinfo, or the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def convert_version():
     """The first line of ``convert -version``."""
     out = subprocess.run(["convert", "-version"], capture_output=True, text=True, check=True)
     return out.stdout.splitlines()[0].removeprefix("Version: ")
 
 
+def print_header(image, data, wand_version):
+    """The machine, the ImageMagick versions and the task."""
+    width, height = Image.open(image).size
+    convert = convert_version()
+    print("# imagepipe store benchmark\n")
+    print(f"machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}, "
+          f"Python {platform.python_version()}")
+    print(f"ImageMagick: {convert} (convert and Wand)" if convert == wand_version else
+          f"ImageMagick: {convert} (convert); {wand_version} (Wand)")
+    print(f"image: {image.name}, {width}x{height}, {len(data)} bytes")
+    print(f"task: size {json.dumps(SIZES)}, crop {json.dumps(CROPS)}, JPEG quality "
+          f"{QUALITY}; MAGICK_THREAD_LIMIT=1 everywhere\n", flush=True)
+
+
+def single_call_timings(workdir, image, data, engine, repeat):
+    """Time (a), (b) and (c); print their table; return their seconds.
+
+    Also checks with Pillow that the three ways made images of the same sizes.
+    """
+    outdir = workdir / "convert"
+    outdir.mkdir()
+    commands = convert_commands(image, outdir)
+    convert_times = timed(lambda: run_convert(commands), repeat, warmup=1)
+    variants = engine_variants()
+    engine_times = timed(lambda: engine.render(data, variants, OPTIONS), repeat)
+    with Server(workdir / "rpc", io_threads=1) as server:
+        proxy = xmlrpc.client.ServerProxy(server.url)
+        rpc_times = timed(lambda: rpc_store(proxy, data, "rpc/k.jpg"), repeat)
+        stored = variant_files(server.images / "rpc", "k")
+
+    sizes = {"(a)": dimensions(variant_files(outdir, "a")),
+             "(b)": dimensions(engine.render(data, variants, OPTIONS)),
+             "(c)": dimensions(stored)}
+    shown = {way: ", ".join(f"{w}x{h}" for w, h in each) for way, each in sizes.items()}
+    if len(set(shown.values())) == 1:
+        print(f"outputs: {shown['(a)']} (the same in (a), (b) and (c))\n")
+    else:
+        print("outputs DIFFER: " + "; ".join(f"{way} {text}" for way, text in shown.items())
+              + "\n")
+    print(table(["measurement", "median ms", "min ms", "max ms", "runs"], [
+        timing_row("(a) convert x 3, sequential", convert_times),
+        timing_row("(b) WandEngine.render in-process", engine_times),
+        timing_row("(c) store_image over XML-RPC, io_threads=1", rpc_times),
+    ]) + "\n", flush=True)
+    return convert_times, engine_times, rpc_times
+
+
+def load_runs(workdir, data, calls):
+    """Run (d) and (e); print their table; return the three ``LoadResult`` values."""
+    runs = (load_run(workdir, data, 1, 2, calls),
+            load_run(workdir, data, 2, 4, calls),
+            load_run(workdir, data, 2, 4, calls, {"MALLOC_ARENA_MAX": "2"}))
+    print(table(["server", "clients", "calls", "calls/s", "peak RSS MB",
+                 "server CPU", "client CPU", "other CPU"], [run.row() for run in runs]))
+    other = max(run.cores[2] for run in runs)
+    if other > OTHER_CPU_TOLERATED:
+        print(f"\nWARNING: other processes used up to {other:.2f} CPU during these runs: "
+              f"calls/s are understated; rerun on an idle machine.")
+    print(flush=True)
+    return runs
+
+
 def main():
-    """Measure (a) to (e) and print the tables."""
+    """Measure (a) to (e) and print the tables, then the targets."""
     args = parse_args()
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="imagepipe-bench-") as temp:
@@ -423,51 +519,16 @@ def main():
         image = source_image(args.image, workdir)
         data = image.read_bytes()
         engine, wand_version = start_engine(workdir)
-        width, height = Image.open(image).size
-        print("# imagepipe store benchmark\n")
-        print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-              f"Linux {platform.release()}, Python {platform.python_version()}")
-        print(f"ImageMagick: convert {convert_version()}; Wand loads {wand_version}")
-        print(f"image: {image.name}, {width}x{height}, {len(data)} bytes")
-        print(f"task: {SIZES} with crop {CROPS}, JPEG quality {QUALITY}; "
-              f"MAGICK_THREAD_LIMIT=1 everywhere\n", flush=True)
+        print_header(image, data, wand_version)
+        convert_times, engine_times, rpc_times = single_call_timings(
+            workdir, image, data, engine, args.repeat)
+        one, two, arena = load_runs(workdir, data, args.calls)
 
-        commands = convert_commands(image, workdir)
-        convert_times = timed(lambda: run_convert(commands), args.repeat, warmup=1)
-        variants = engine_variants()
-        from imagepipe.imaging import EncodeOptions
-        engine_times = timed(lambda: engine.render(data, variants, EncodeOptions(quality=QUALITY)),
-                             args.repeat)
-        with Server(workdir / "rpc", io_threads=1) as server:
-            proxy = xmlrpc.client.ServerProxy(server.url)
-            rpc_times = timed(lambda: rpc_store(proxy, data, "rpc/k.jpg"), args.repeat)
-            stored = variant_files(server.images / "rpc", "k")
-        sizes = {"a": dimensions(variant_files(workdir, "a")),
-                 "b": dimensions(engine.render(data, variants, EncodeOptions(quality=QUALITY))),
-                 "c": dimensions(stored)}
-        same = "same in (a), (b), (c)" if len({tuple(s) for s in sizes.values()}) == 1 \
-            else f"DIFFER: {sizes}"
-        print("outputs: " + ", ".join(f"{w}x{h}" for w, h in sizes["b"]) + f" ({same})\n")
-
-        print(table(["measurement", "median ms", "min ms", "max ms", "runs"], [
-            timing_row("(a) convert x 3, sequential", convert_times),
-            timing_row("(b) WandEngine.render in-process", engine_times),
-            timing_row("(c) store_image over XML-RPC, io_threads=1", rpc_times),
-        ]) + "\n", flush=True)
-
-        loads = [load_run(workdir, data, 1, 2, args.calls),
-                 load_run(workdir, data, 2, 4, args.calls),
-                 load_run(workdir, data, 2, 4, args.calls, {"MALLOC_ARENA_MAX": "2"})]
-        print(table(["io_threads", "server env", "clients", "calls", "calls/s",
-                     "peak RSS MB", "server CPU (cores)", "client CPU (cores)"],
-                    [run.row() for run in loads]) + "\n")
-
-    one, two, arena = loads
-    median = statistics.median
+    engine_median = statistics.median(engine_times)
     targets = [
-        Target("(a)/(b) engine vs convert", median(convert_times) / median(engine_times),
+        Target("(a)/(b) engine vs convert", statistics.median(convert_times) / engine_median,
                9, at_most=False, unit="x"),
-        Target("(c)/(b) XML-RPC vs engine", median(rpc_times) / median(engine_times),
+        Target("(c)/(b) XML-RPC vs engine", statistics.median(rpc_times) / engine_median,
                1.2, at_most=True, unit="x"),
         Target("(d) calls/s, 2 threads / 1 thread", two.calls_per_s / one.calls_per_s,
                1.8, at_most=False, unit="x"),
@@ -475,8 +536,8 @@ def main():
                250, at_most=True, unit=" MB"),
     ]
     print(table(["target", "measured", "goal", "result"], [t.row() for t in targets]))
-    print(f"\n(e) without MALLOC_ARENA_MAX: {two.peak_rss_mb:.0f} MB; "
-          f"whole run took {time.perf_counter() - began:.0f} s")
+    print(f"\n(e) without MALLOC_ARENA_MAX: {two.peak_rss_mb:.0f} MB. "
+          f"Whole run: {time.perf_counter() - began:.0f} s.")
 
 
 if __name__ == "__main__":
