@@ -109,8 +109,9 @@ SETTINGS = (
             "Threads ImageMagick may use inside one operation. Keep 1 and raise "
             "io_threads instead."),
     Setting("imagemagick/env", "MAGICK_TIME_LIMIT", "integer(1, 86400)", "60",
-            "Seconds one call may spend in ImageMagick before it is aborted "
-            "(fault 1004). Enforced per call, not per process."),
+            "Seconds one call may spend in ImageMagick; checked after each decode, "
+            "resize and encode, the call then fails with fault 1004. Per call, not "
+            "per process."),
     Setting("imagemagick/env", "MAGICK_MEMORY_LIMIT", "byte_size", "256MiB",
             "Pixel cache memory per process before ImageMagick falls back to mapped "
             "files."),

@@ -7,7 +7,6 @@ per-suffix format/composite/crop, numeric strings) and returns a
 naming the argument.
 """
 
-import base64
 import binascii
 import re
 import xmlrpc.client
@@ -68,16 +67,24 @@ def decode_image(image):
     elif isinstance(image, (bytes, bytearray)):
         data = bytes(image)
     elif isinstance(image, str):
-        text = "".join(image.split())
-        try:
-            data = base64.b64decode(text.encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError, ValueError):
-            raise ClientError("image: Invalid image encoding, should be base64") from None
+        data = _base64(image)
     else:
         raise ClientError(f"image: expected base64 text or binary, got {type(image).__name__}")
     if not data:
         raise ClientError("image: empty payload")
     return data
+
+
+def _base64(text):
+    """Strictly decoded base64 text; line breaks and spaces are allowed between groups."""
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        pass  # most often line breaks (base64.encodebytes): retry without whitespace
+    try:
+        return binascii.a2b_base64("".join(text.split()), strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise ClientError("image: Invalid image encoding, should be base64") from None
 
 
 def _side(value, argument):

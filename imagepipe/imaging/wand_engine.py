@@ -27,36 +27,21 @@ _ALLOWED_TEXT = "JPEG, PNG, GIF, WebP, AVIF, HEIC"
 
 
 class _Deadline:
-    """Aborts ImageMagick work of one call once ``time_limit`` seconds have passed.
+    """The per-call time limit, checked after every step of a call.
 
-    Installed as the image progress monitor; ImageMagick calls it between rows
-    and cancels the operation when it answers False.
+    Checked between decode, resizes and encodes rather than from an
+    ImageMagick progress monitor: a monitor calls back into Python for every
+    row, and each call waits for the interpreter lock, which stalls the
+    other worker threads.  One step is bounded by the pixel limits.
     """
 
     def __init__(self, seconds):
         self.seconds = seconds
         self.expires = time.monotonic() + seconds
-        self.expired = False
-        self.callback = library.MagickSetImageProgressMonitor.argtypes[1](self._check)
-
-    def _check(self, text, offset, size, client_data):
-        if time.monotonic() > self.expires:
-            self.expired = True
-            return False
-        return True
-
-    def watch(self, image):
-        """Watch every frame of ``image``."""
-        _each_frame(image, lambda: library.MagickSetImageProgressMonitor(
-            image.wand, self.callback, None))
 
     def check(self):
-        """Raise ``TooLarge`` if an operation was cancelled.
-
-        A cancelled ImageMagick operation does not always raise, and may leave
-        an image half made, so every step's result is checked here.
-        """
-        if self.expired:
+        """Raise ``TooLarge`` once the call has run past its limit."""
+        if time.monotonic() > self.expires:
             raise TooLarge(f"image: MAGICK_TIME_LIMIT ({self.seconds:g} s) reached")
 
 
@@ -138,7 +123,6 @@ class WandEngine:
         except ResourceLimitError as error:
             raise TooLarge(f"image: ImageMagick resource limit hit: {_text(error)}") from None
         except (BaseError, WandRuntimeError) as error:
-            deadline.check()
             raise ClientError(f"image: cannot process {info.format.coder} data: "
                               f"{_text(error)}") from None
 
@@ -155,7 +139,7 @@ class WandEngine:
                     first = Image(image=image.sequence[0])
                     image.close()
                     image = first
-            deadline.watch(image)
+            deadline.check()
             if info.orientation not in (0, 1):
                 image.auto_orient()
             _reset_pages(image)
@@ -178,7 +162,6 @@ class WandEngine:
                 base = bases[geometry.base_for(plan.resize, [b.size for b in bases])]
                 image = base.clone()
                 try:
-                    deadline.watch(image)
                     if image.size != plan.resize:
                         image.resize(*plan.resize, filter=options.filter)
                         deadline.check()
