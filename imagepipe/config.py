@@ -60,6 +60,10 @@ SETTINGS = (
             "Endpoint(s) of this node's catch-up service; empty means each publish "
             "endpoint with its TCP port + 1. Peers find it the same way from their "
             "subscribe endpoints."),
+    Setting("replication", "forward", "boolean", "true",
+            "Re-publish the writes this node applies from its peers, keeping their "
+            "origin. Needed in a ring; in a full mesh set false, so that each write "
+            "crosses each link once."),
     Setting("replication", "state_path", "string", "",
             "Directory of the journal and the peer state; empty means .imagepipe under "
             "[images] path (hidden: never served)."),
@@ -280,6 +284,7 @@ class ReplicationSettings:
     curve_secret_key: str
     curve_public_keys: str
     curve_subscribe_keys: tuple
+    forward: bool = True
     heartbeat: float = 1.0
 
     @property
@@ -450,7 +455,8 @@ def _replication(filename, base, section, root):
         state_path=path("state_path") or os.path.join(root, ".imagepipe"),
         retention=section["retention"], high_water_mark=section["high_water_mark"],
         max_message_bytes=section["max_message_bytes"], curve_secret_key=secret,
-        curve_public_keys=public_dir, curve_subscribe_keys=server_keys)
+        curve_public_keys=public_dir, curve_subscribe_keys=server_keys,
+        forward=section["forward"])
 
 
 def _first_line(error):

@@ -82,7 +82,8 @@ def replication(reactor, config, tree, images, log):
     settings = config.replication
     state = ReplicaState(settings.state_path)
     journal = Journal(f"{settings.state_path}/journal")
-    replica = Replica(tree, journal, state, HybridClock(), PathRules())
+    replica = Replica(tree, journal, state, HybridClock(), PathRules(),
+                      forward=settings.forward)
     recovered = replica.recover()
     log.info("replication: node {node}; journal records {first}..{last}; re-applied "
              "{recovered} after a restart; publish {publish}; subscribe {subscribe}",

@@ -146,6 +146,7 @@ def test_a_killed_subscriber_catches_up_200_writes(cluster):
     expected = set(a.files())
     b.start()
     wait_for(lambda: converged(pair, expected), timeout=60, what="the restarted node to catch up")
+    wait_for(lambda: "caught up 200 messages from" in b.log(), what="the catch-up in the log")
 
 
 def test_killing_the_publisher_mid_stream_loses_no_acknowledged_write(cluster):
@@ -171,9 +172,10 @@ def test_killing_the_publisher_mid_stream_loses_no_acknowledged_write(cluster):
              what="both nodes to hold every acknowledged write")
 
 
-@pytest.mark.parametrize("topology", ["ring", "mesh"])
-def test_three_nodes_converge(cluster, topology):
-    group = cluster(3, topology).start()
+@pytest.mark.parametrize("topology,forward", [("ring", "true"), ("mesh", "true"),
+                                              ("mesh", "false")])
+def test_three_nodes_converge(cluster, topology, forward):
+    group = cluster(3, topology, replication__forward=forward).start()
     for index, node in enumerate(group.nodes):
         node.proxy().store_image(b64(picture(30 + index, 30)), f"t/{index}.jpg")
     expected = {f"t/{i}.jpg" for i in range(3)}

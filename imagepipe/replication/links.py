@@ -66,6 +66,8 @@ class ReplicationLinks(Service):
         self.upstreams = []  # (endpoint, dealer)
         self.catching_up = set()  # upstream endpoints with a request outstanding
         self.syncing = {}  # upstream endpoint -> full sync in progress
+        self.replayed = {}  # upstream endpoint -> messages replayed in this catch-up
+        self.catchup_started = {}  # upstream endpoint -> when the catch-up began
         self.authenticator = None
         self.factory = None
 
@@ -242,6 +244,7 @@ class ReplicationLinks(Service):
         if upstream in self.catching_up or upstream in self.syncing or not self.running:
             return
         self.catching_up.add(upstream)
+        self.catchup_started.setdefault(upstream, self.reactor.seconds())
         dealer = dict(self.upstreams)[upstream]
         request = {"type": "catchup", "node": self.replica.node,
                    "applied": self.replica.applied(), "limit": CATCHUP_BATCH}
@@ -257,6 +260,7 @@ class ReplicationLinks(Service):
             return
         kind = head.get("type")
         if kind in ("store", "move", "delete"):
+            self.replayed[upstream] = self.replayed.get(upstream, 0) + 1
             self._received(frames, upstream)
         elif kind == "caught-up":
             d = deferToThreadPool(self.reactor, self.apply_pool, lambda: None)
@@ -271,6 +275,13 @@ class ReplicationLinks(Service):
         self.catching_up.discard(upstream)
         if more:
             self._catch_up(upstream)
+            return
+        replayed = self.replayed.pop(upstream, 0)
+        started = self.catchup_started.pop(upstream, self.reactor.seconds())
+        if replayed:
+            self.log.info("caught up {count} messages from {upstream} in {seconds:.1f} s",
+                          count=replayed, upstream=upstream,
+                          seconds=self.reactor.seconds() - started)
 
     # Catch-up, as the answering side ----------------------------------------
 

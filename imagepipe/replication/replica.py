@@ -36,7 +36,7 @@ class Indexed:
 class Replica:
     """Journal + state + tree of one node, safe to call from several threads."""
 
-    def __init__(self, tree, journal, state, clock, rules, notify=None):
+    def __init__(self, tree, journal, state, clock, rules, notify=None, forward=True):
         self.tree = tree
         self.journal = journal
         self.state = state
@@ -46,6 +46,7 @@ class Replica:
         self.lock = threading.RLock()
         self.outbox = deque()  # wire frames committed here, in commit order
         self.notify = notify or (lambda: None)  # called (from any thread) after outbox grows
+        self.forward = forward  # re-publish what peers send (rings need it; meshes do not)
         self.index = []  # Indexed, in journal order
         self.broken = None  # the error that made local writes unsafe
         for entry in journal.entries():
@@ -104,18 +105,24 @@ class Replica:
 
     # Remote messages -----------------------------------------------------
 
-    def apply(self, frames, message=None):
+    def apply(self, frames):
         """Apply one received message; return APPLIED, DUPLICATE, GAP or OWN.
 
-        Raises ``InvalidMessage`` for a message that fails validation, and
+        Its own messages and ones already applied are recognised from the
+        header alone, before the files are checked.  Raises
+        ``InvalidMessage`` for a message that fails validation, and
         ``ImagepipeError`` when the tree refuses the change (it is then not
         recorded, and will be asked for again).
         """
-        message = message or messages.decode(frames, self.rules)
+        head = messages.header(frames)
+        if head.get("origin") == self.node:
+            return OWN
+        seq = head.get("seq")
+        if type(seq) is int and seq <= self.applied().get(head.get("origin"), 0):
+            return DUPLICATE
+        message = messages.decode(frames, self.rules)
         if message.type == "heartbeat":
             raise InvalidMessage("a heartbeat is not a change")
-        if message.origin == self.node:
-            return OWN
         with self.lock:
             applied = self.state.applied.get(message.origin, 0)
             if message.seq <= applied:
@@ -126,7 +133,8 @@ class Replica:
             number = self.journal.append(frames)
             self.index.append(Indexed(number, message.origin, message.seq, message.hlc))
             self._apply(message)
-            self.outbox.append(frames)
+            if self.forward:
+                self.outbox.append(frames)
         self.notify()
         return APPLIED
 
