@@ -1,7 +1,8 @@
 """Replication between three real nodes: lag, catch-up, and throughput with peers.
 
 Three ``twistd -n imagepipe`` processes (A, B, C) run on loopback as a full
-mesh: each one's ``[replication] subscribe`` lists the other two.  Each has
+mesh: each one's ``[replication] subscribe`` lists the other two (and
+``forward = false``, as a mesh should be configured).  Each has
 ``io_threads = 2``, its state under a temporary directory, and runs with
 MALLOC_ARENA_MAX=2.  The task throughout is one store_image of a corpus
 photo, downscaled once with Pillow (JPEG quality 90), to a 1024x1024 fit, a
@@ -354,7 +355,9 @@ class Node:
                  "[images]", "path = images", f"io_threads = {IO_THREADS}"]
         if self.publish is not None:
             lines += ["[replication]", f"publish = {self.publish_endpoint}",
-                      "subscribe = " + ", ".join(f"tcp://127.0.0.1:{p}" for p in self.subscribe)]
+                      "subscribe = " + ", ".join(f"tcp://127.0.0.1:{p}" for p in self.subscribe),
+                      # a full mesh: every node hears every origin directly
+                      "forward = false"]
         config = self.directory / "imagepipe.ini"
         config.write_text("\n".join(lines) + "\n")
         return config
