@@ -97,6 +97,9 @@ SETTINGS = (
     Setting("images", "transliterate_paths", "boolean", "false",
             "Turn every client path into ASCII with Unidecode (zdjęcia/żółw.jpg -> "
             "zdjecia/zolw.jpg), identically for store, move, delete and info."),
+    Setting("images", "engine", "option('wand', 'pillow')", "wand",
+            "Imaging engine: wand (ImageMagick, the default) or pillow (faster, same "
+            "results)."),
     Setting("images", "quality", "integer(1, 100)", "85",
             "Default encoder quality for JPEG, WebP, AVIF and HEIC when a call does not "
             "give options.quality."),
@@ -302,6 +305,7 @@ class ImageSettings:
     io_threads: int
     max_pending: int
     transliterate_paths: bool
+    engine: str
     quality: int
     max_pixels: int
     max_frames: int
@@ -417,7 +421,8 @@ def _typed(filename, raw):
         images=ImageSettings(
             path=os.path.realpath(root), umask=images["umask"], io_threads=threads,
             max_pending=images["max_pending"] or 4 * threads,
-            transliterate_paths=images["transliterate_paths"], quality=images["quality"],
+            transliterate_paths=images["transliterate_paths"], engine=images["engine"],
+            quality=images["quality"],
             max_pixels=images["max_pixels"], max_frames=images["max_frames"]),
         imagemagick=MagickSettings(
             convert=magick["convert"],

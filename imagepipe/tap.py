@@ -57,7 +57,14 @@ def build(filename, reactor=None):
     settings = store_settings(config)
     workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending)
     tree = Tree(config.images.path, config.images.umask)
-    engine = WandEngine(image_limits(config), status.formats)
+    if config.images.engine == "pillow":
+        from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
+
+        engine = PillowEngine(image_limits(config), available_formats())
+    else:
+        engine = WandEngine(image_limits(config), status.formats)
+    log.info("engine {engine}: formats {formats}", engine=engine.name,
+             formats=", ".join(sorted(engine.formats)))
     images = ImageStore(tree, engine, workers, settings)
     links = replication(reactor, config, tree, images, log) if config.replication.enabled else None
     rpc = ImagepipeRPC(images, Authenticator.from_settings(config.network))
