@@ -161,5 +161,7 @@ def _check_arity(method, function, args):
     except TypeError:
         params = inspect.signature(function).parameters.values()
         required = sum(1 for p in params if p.default is inspect.Parameter.empty)
-        raise xmlrpc.Fault(CLIENT_ERROR, f"{method}: takes {required} to {len(params)} "
-                                         f"arguments, {len(args)} given") from None
+        takes = f"{required}" if required == len(params) else f"{required} to {len(params)}"
+        noun = "argument" if takes == "1" else "arguments"
+        raise xmlrpc.Fault(CLIENT_ERROR, f"{method}: takes {takes} {noun}, "
+                                         f"{len(args)} given") from None

@@ -60,4 +60,4 @@ def test_wrong_argument_count_is_a_client_fault():
     with pytest.raises(xmlrpc.client.Fault) as fault:
         call(RaisingStore(None), "delete_image", "a", "b")
     assert fault.value.faultCode == 1000
-    assert fault.value.faultString == "delete_image: takes 1 to 1 arguments, 2 given"
+    assert fault.value.faultString == "delete_image: takes 1 argument, 2 given"

@@ -9,7 +9,7 @@ and Last-Modified and honour conditional requests.
 import mimetypes
 import os
 
-from twisted.web import http, resource
+from twisted.web import http, resource, server
 from twisted.web.static import NoRangeStaticProducer
 
 from imagepipe.errors import ClientError
@@ -46,7 +46,7 @@ class TreeResource(resource.Resource):
             handle.close()
             return b""
         NoRangeStaticProducer(request, handle).start()
-        return 1  # NOT_DONE_YET
+        return server.NOT_DONE_YET
 
     render_HEAD = render_GET
 
