@@ -9,7 +9,8 @@ from setuptools import setup
 setup(
     name="imagepipe",
     version="2.0.0",
-    description="XML-RPC image store that resizes with ImageMagick and replicates over ZeroMQ",
+    description="XML-RPC image store that resizes with ImageMagick (or Pillow) and "
+                "replicates over ZeroMQ",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
@@ -25,9 +26,10 @@ setup(
         "Unidecode>=1.3",
         "Wand>=0.6.11",
         "defusedxml>=0.7",
+        "Pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=7", "Pillow>=10", "psutil>=5.9"],
+        "test": ["pytest>=7", "psutil>=5.9"],
     },
     entry_points={"console_scripts": ["imagepipe = imagepipe.cli:main"]},
     zip_safe=False,

@@ -183,14 +183,31 @@ def opened(data):
     return image
 
 
-@pytest.fixture(scope="session")
-def engine():
-    """The Wand engine in-process, behind imagepipe's ImageMagick policy."""
-    from imagepipe.config import MagickSettings
-    from imagepipe.imaging import ImageLimits, magick
+_MAGICK = []  # the MagickStatus, once ImageMagick has been started in this process
 
-    status = magick.start(MagickSettings(convert="", thread_limit=1, time_limit=60,
-                                         limits=(), environment=()))
-    from imagepipe.imaging.wand_engine import WandEngine
 
-    return WandEngine(ImageLimits(max_pixels=50_000_000, max_frames=500), status.formats)
+def magick_status():
+    """Start ImageMagick behind imagepipe's policy, once per test session."""
+    if not _MAGICK:
+        from imagepipe.config import MagickSettings
+        from imagepipe.imaging import magick
+
+        _MAGICK.append(magick.start(MagickSettings(convert="", thread_limit=1, time_limit=60,
+                                                   limits=(), environment=())))
+    return _MAGICK[0]
+
+
+@pytest.fixture(scope="session", params=["wand", "pillow"], ids=["wand", "pillow"])
+def engine(request):
+    """Each engine in-process: Wand behind imagepipe's ImageMagick policy, and Pillow."""
+    from imagepipe.imaging import ImageLimits
+
+    limits = ImageLimits(max_pixels=50_000_000, max_frames=500)
+    if request.param == "wand":
+        status = magick_status()  # before anything imports Wand
+        from imagepipe.imaging.wand_engine import WandEngine
+
+        return WandEngine(limits, status.formats)
+    from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
+
+    return PillowEngine(limits, available_formats())

@@ -1,4 +1,8 @@
-"""Image semantics of the engine, checked with Pillow as the independent decoder."""
+"""Image semantics of the engines, checked with Pillow as the independent decoder.
+
+Every test runs against each engine (the ``engine`` fixture is parametrized
+over Wand and Pillow); ``test_engines_agree_on_a_real_photo`` compares them.
+"""
 
 import io
 import struct
@@ -155,6 +159,23 @@ def test_real_animated_gif_is_resized_frame_by_frame(engine):
     assert image.size == (100, 56)
 
 
+def test_animated_webp_to_gif_keeps_frames_and_durations(engine):
+    frames = [Image.new("RGBA", (120, 80), colour)
+              for colour in ((255, 0, 0, 255), (0, 255, 0, 255), (0, 0, 255, 0))]
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:],
+                   duration=[100, 200, 300], loop=2)
+    _, data = render_one(engine, out.getvalue(), (60, 60), Mode.FIT, GIF)
+    image = Image.open(io.BytesIO(data))
+    # The loop count is not checked: ImageMagick writes 1 here, whatever the WebP says.
+    assert image.n_frames == 3 and image.size == (60, 40)
+    durations = []
+    for index in range(3):
+        image.seek(index)
+        durations.append(image.info["duration"])
+    assert durations == [100, 200, 300]
+
+
 def test_animated_gif_to_png_keeps_the_first_frame(engine):
     image, _ = render_one(engine, corpus("pillow_chi_anim.gif"), (100, 100), Mode.FIT, PNG)
     assert image.format == "PNG" and getattr(image, "n_frames", 1) == 1
@@ -245,6 +266,14 @@ def test_gif_with_thousands_of_frames_is_refused(engine):
         engine.render(out.getvalue(), [VariantSpec((2, 2), Mode.FIT, GIF)], OPTIONS)
 
 
+def test_gif_frame_larger_than_its_screen_is_refused(engine):
+    """A 10x10 screen declared, then a 12000x12000 frame: refused, not decoded."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+    frame = b"," + struct.pack("<HHHHB", 0, 0, 12000, 12000, 0) + b"\x02\x02\x4c\x01\x00"
+    with pytest.raises(TooLarge, match="max_pixels"):
+        engine.render(screen + frame + b";", [VariantSpec((10, 10), Mode.FIT, PNG)], OPTIONS)
+
+
 def test_png_text_profile_cannot_embed_a_server_file(engine):
     """CVE-2022-44268: a tEXt 'profile' naming a file must not leak it."""
     source = picture(32, 32, fmt="PNG")
@@ -262,9 +291,8 @@ def test_an_output_over_max_pixels_is_refused(engine):
 
 def test_the_time_limit_aborts_a_long_call(engine):
     from imagepipe.imaging import ImageLimits
-    from imagepipe.imaging.wand_engine import WandEngine
 
-    hasty = WandEngine(ImageLimits(time_limit=0.0), engine.formats)
+    hasty = type(engine)(ImageLimits(time_limit=0.0), engine.formats)
     with pytest.raises(TooLarge, match=r"MAGICK_TIME_LIMIT \(0 s\) reached"):
         hasty.render(corpus("Kleiber_by_Lukas_Baubkus.jpg"),
                      [VariantSpec((1024, 1024), Mode.FIT, JPG)], OPTIONS)
@@ -276,3 +304,62 @@ def test_jpeg_declaring_a_huge_size_is_refused_from_its_header(engine):
     data[sof + 5:sof + 9] = (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big")
     with pytest.raises(TooLarge, match="60000x60000 = 3600000000 pixels exceed max_pixels"):
         engine.render(bytes(data), [VariantSpec((10, 10), Mode.FIT, JPG)], OPTIONS)
+
+
+# The engines agree.  Different resamplers (ImageMagick's Lanczos on the
+# DCT-scaled decode vs Pillow's reduce + Lanczos), JPEG encoders and GIF
+# quantisers differ by a level or two per pixel on photos (measured: 0.6-1.8
+# on JPEG, about 2.5 on undithered GIF palettes); a wrong crop offset, a
+# flipped orientation or a black background differs by tens.  So: a mean
+# absolute difference per channel under 4 levels of 255.
+AGREEMENT = 4.0
+
+
+def _flat(image):
+    """RGB laid on grey, so colour under fully transparent pixels does not count."""
+    image = image.convert("RGBA")
+    flat = Image.new("RGB", image.size, (128, 128, 128))
+    flat.paste(image, mask=image.getchannel("A"))
+    return flat
+
+
+def _frames(data):
+    image = Image.open(io.BytesIO(data))
+    for index in range(getattr(image, "n_frames", 1)):
+        image.seek(index)
+        yield image.convert("RGBA")
+
+
+@pytest.mark.parametrize("name,specs", [
+    ("Kleiber_by_Lukas_Baubkus.jpg", [VariantSpec((1024, 1024), Mode.FIT, JPG),
+                                      VariantSpec((250, 250), Mode.FIT, JPG),
+                                      VariantSpec((50, 50), Mode.CROP, JPG),
+                                      VariantSpec((300, 300), Mode.PAD, PNG)]),
+    ("seeding_by_Clements_Engelhardt.jpg", [VariantSpec((1024, 1024), Mode.FIT, JPG),
+                                            VariantSpec((300, 300), Mode.PAD, JPG),
+                                            VariantSpec((200, 200), Mode.FIT, WEBP)]),
+    ("emerald_logo_alpha.png", [VariantSpec((200, 200), Mode.FIT, PNG),
+                                VariantSpec((200, 200), Mode.PAD, JPG)]),
+    ("wand_nocomments_anim.gif", [VariantSpec((100, 100), Mode.FIT, GIF),
+                                  VariantSpec((100, 100), Mode.CROP, PNG)]),
+], ids=["kleiber", "seeding", "alpha-png", "animated-gif"])
+def test_engines_agree_on_a_real_photo(name, specs):
+    from conftest import magick_status
+    from imagepipe.imaging import ImageLimits
+
+    limits = ImageLimits(max_pixels=50_000_000, max_frames=500)
+    formats = magick_status().formats  # ImageMagick is started before Wand is imported
+    from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
+    from imagepipe.imaging.wand_engine import WandEngine
+
+    pillow, wand = PillowEngine(limits, available_formats()), WandEngine(limits, formats)
+    data = corpus(name)
+    for ours, theirs in zip(pillow.render(data, specs, OPTIONS),
+                            wand.render(data, specs, OPTIONS)):
+        a, b = opened(ours), opened(theirs)
+        assert (a.format, a.size) == (b.format, b.size)
+        for frame, other in zip(_frames(ours), _frames(theirs), strict=True):
+            difference = ImageStat.Stat(ImageChops.difference(_flat(frame), _flat(other)))
+            assert max(difference.mean) < AGREEMENT
+            alpha = ImageChops.difference(frame.getchannel("A"), other.getchannel("A"))
+            assert ImageStat.Stat(alpha).mean[0] < AGREEMENT

@@ -1,0 +1,370 @@
+"""The Pillow engine: the same semantics as ``wand_engine``, faster.
+
+After the shared checks (``imagepipe.imaging.engine``), ``PillowEngine``
+opens the bytes with only the sniffed format allowed, decodes once with
+``draft`` (JPEG shrink-on-load, DCT scaling) sized for the largest variant,
+applies EXIF orientation, and makes the variants largest first, each resized
+from the smallest image already made that is at least twice its size (the
+cascade of ``geometry.base_for``).  Resizes use ``reducing_gap``: a fast
+integer ``reduce`` down to three times the target, then the filter proper,
+which Pillow documents as indistinguishable from a full resample.
+
+An image is handled as a list of full-canvas frames (one unless an
+animation is kept for GIF), all in RGB, RGBA or L.  Pillow's own decompression
+bomb check is set from ``max_pixels``; the decoded sizes are checked against
+the limits again, so that the band where Pillow only warns is refused too.
+
+Runs in worker threads: plain synchronous code; Pillow releases the
+interpreter lock while it decodes, resizes and encodes.
+"""
+
+import io
+import re
+import struct
+
+from PIL import GifImagePlugin, Image, ImageCms, ImageColor, UnidentifiedImageError
+
+from imagepipe.errors import ClientError, TooLarge
+from imagepipe.imaging import SourceInfo, geometry
+from imagepipe.imaging.engine import Engine
+from imagepipe.imaging.formats import FORMATS
+
+# ImageMagick filter names (imagepipe.request.FILTERS) to the nearest Pillow
+# resampler; anything else (lanczos2, sinc, kaiser, ...) is Lanczos.
+_FILTERS = {
+    "point": Image.Resampling.NEAREST,
+    "box": Image.Resampling.BOX,
+    "triangle": Image.Resampling.BILINEAR,
+    "hermite": Image.Resampling.HAMMING,
+    "hanning": Image.Resampling.HAMMING,
+    "hamming": Image.Resampling.HAMMING,
+    "catrom": Image.Resampling.BICUBIC,
+    "cubic": Image.Resampling.BICUBIC,
+    "mitchell": Image.Resampling.BICUBIC,
+    "robidoux": Image.Resampling.BICUBIC,
+    "spline": Image.Resampling.BICUBIC,
+}
+
+# Reduce by whole factors down to this multiple of the target, then resample.
+_REDUCING_GAP = 3.0
+
+# Pillow's names of our formats, where they differ from ImageMagick's coder.
+_PILLOW_NAMES = {"heic": "HEIF"}
+
+# Orientation -> the transpose that makes the image upright.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+_ORIENTATION = 0x0112
+_RGBA = re.compile(r"^rgba\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*([\d.]+)\s*\)$")
+
+# Pillow's decoding failures: a corrupt or truncated file, an unsupported
+# variant of a format, a decompression bomb.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError,
+                  struct.error)
+
+
+class PillowEngine(Engine):
+    """Decode, resize, crop, pad, orient, strip and encode with Pillow."""
+
+    name = "pillow"
+
+    @property
+    def limits(self):
+        """The ``ImageLimits`` in force; setting them also sets Pillow's bomb check."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits):
+        # Pillow's check is process-wide: one engine per process, whose
+        # limits a reload replaces.
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels
+        self._limits = limits
+
+    def _inspect(self, data, fmt):
+        try:
+            with _open(data, fmt) as image:
+                width, height = image.size
+                frames = getattr(image, "n_frames", 1)
+                orientation = image.getexif().get(_ORIENTATION, 0)
+        except Image.DecompressionBombError:
+            raise self._bomb() from None
+        except UnidentifiedImageError:
+            raise ClientError(f"image: cannot read {fmt.coder} header: not a valid "
+                              f"{fmt.coder} file") from None
+        except _DECODE_ERRORS as error:
+            raise ClientError(f"image: cannot read {fmt.coder} header: "
+                              f"{_text(error)}") from None
+        return SourceInfo(format=fmt, width=width, height=height, frames=frames,
+                          orientation=orientation if orientation in range(1, 9) else 0)
+
+    def _render(self, call):
+        try:
+            source = self._decode(call)
+            call.deadline.check()
+            return self._variants(call, source)
+        except Image.DecompressionBombError:
+            raise self._bomb() from None
+        except UnidentifiedImageError:
+            raise ClientError(f"image: cannot process {call.info.format.coder} data: "
+                              f"not a valid {call.info.format.coder} file") from None
+        except _DECODE_ERRORS as error:
+            raise ClientError(f"image: cannot process {call.info.format.coder} data: "
+                              f"{_text(error)}") from None
+
+    def _bomb(self):
+        return TooLarge(f"image: larger than max_pixels ({self.limits.max_pixels}) "
+                        f"once decoded")
+
+    def _decode(self, call):
+        """The upright source as a ``_Picture``: every frame if kept, else the first."""
+        info = call.info
+        with _open(call.data, info.format) as image:
+            if info.format.name == "jpg" and call.largest != (info.width, info.height):
+                image.draft("RGB", geometry.oriented(call.largest, info.orientation))
+            icc = image.info.get("icc_profile") or None
+            exif = image.getexif()
+            loop = image.info.get("loop")
+            count = info.frames if call.animated else 1
+            frames, durations = [], []
+            for index in range(count):
+                image.seek(index)
+                image.load()
+                frames.append(image.convert("RGBA") if count > 1 else image.copy())
+                durations.append(image.info.get("duration", 0))
+            if any(call.verbatim(i) for i in range(len(call.variants))):
+                _load_every_frame(image, info.frames)
+        self.check_pixels(*frames[0].size, len(frames))
+        frames, icc = _normalised(frames, icc)
+        transpose = _UPRIGHT.get(info.orientation)
+        if transpose is not None:
+            frames = [frame.transpose(transpose) for frame in frames]
+        if _ORIENTATION in exif:
+            exif[_ORIENTATION] = 1
+        return _Picture(frames, durations, loop, icc, exif.tobytes() if exif else None)
+
+    def _variants(self, call, source):
+        bases = [source]
+        results = [None] * len(call.variants)
+        for index in call.order():
+            if call.verbatim(index):
+                results[index] = call.data
+                continue
+            plan = call.plans[index]
+            fmt = call.outputs[index]
+            count = len(source.frames) if fmt.name == "gif" else 1
+            # A base made for a single-frame output cannot serve an animation.
+            usable = [base for base in bases if len(base.frames) >= count]
+            picture = usable[geometry.base_for(plan.resize, [b.size for b in usable])]
+            if picture.size != plan.resize:
+                picture = picture.resized(plan.resize, count, call.options.filter)
+                call.deadline.check()
+                bases.insert(0, picture)
+            results[index] = _finish(picture, count, plan, fmt, call.options)
+            call.deadline.check()
+        return results
+
+
+class _Picture:
+    """Full-canvas frames of one size and mode, and what encoders need of the source."""
+
+    def __init__(self, frames, durations, loop, icc, exif):
+        self.frames = frames
+        self.durations = durations
+        self.loop = loop
+        self.icc = icc
+        self.exif = exif  # bytes with orientation reset to 1, or None
+
+    @property
+    def size(self):
+        """Width and height of every frame."""
+        return self.frames[0].size
+
+    def resized(self, size, count, filter_name):
+        """The first ``count`` frames resized to ``size``."""
+        resample = _FILTERS.get(filter_name, Image.Resampling.LANCZOS)
+        frames = [frame.resize(size, resample, reducing_gap=_REDUCING_GAP)
+                  for frame in self.frames[:count]]
+        return self.with_frames(frames)
+
+    def with_frames(self, frames):
+        """The same source facts with other ``frames``."""
+        return _Picture(frames, self.durations, self.loop, self.icc, self.exif)
+
+
+def _finish(picture, count, plan, fmt, options):
+    """Crop or pad a resized picture, then flatten and encode it."""
+    frames = picture.frames[:count]
+    if plan.crop:
+        box = plan.crop
+        frames = [frame.crop((box.left, box.top, box.left + box.width, box.top + box.height))
+                  for frame in frames]
+    if not fmt.alpha:
+        frames = [_flattened(frame, options.background) for frame in frames]
+    if plan.canvas:
+        box = plan.canvas
+        fill = (0, 0, 0, 0) if fmt.alpha else _colour(options.background)[:3]
+        frames = [_padded(frame, box, fill) for frame in frames]
+    return _encode(picture.with_frames(frames), fmt, options)
+
+
+def _flattened(frame, background):
+    """``frame`` without alpha, laid on ``background`` (never on black)."""
+    if frame.mode != "RGBA":
+        return frame
+    flat = Image.new("RGB", frame.size, _colour(background)[:3])
+    flat.paste(frame, mask=frame.getchannel("A"))
+    return flat
+
+
+def _padded(frame, box, fill):
+    mode = "RGBA" if len(fill) == 4 else ("L" if frame.mode == "L" and _grey(fill) else "RGB")
+    canvas = Image.new(mode, (box.width, box.height), fill if mode != "L" else fill[0])
+    canvas.paste(frame.convert(mode), (box.left, box.top))
+    return canvas
+
+
+def _grey(rgb):
+    return rgb[0] == rgb[1] == rgb[2]
+
+
+def _colour(text):
+    """An RGBA tuple from our colour syntax (``imagepipe.request``), alpha 0..1 allowed."""
+    if text in ("transparent", "none"):
+        return 0, 0, 0, 0
+    match = _RGBA.match(text)
+    if match:
+        red, green, blue, alpha = match.groups()
+        return (int(red), int(green), int(blue), round(min(float(alpha), 1.0) * 255))
+    return ImageColor.getcolor(text, "RGBA")
+
+
+def _encode(picture, fmt, options):
+    """Encoded bytes: metadata only when ``strip`` is off, the colour profile always."""
+    if fmt.name == "gif":
+        return _gif(picture)
+    image = picture.frames[0]
+    params = {}
+    if picture.icc:
+        params["icc_profile"] = picture.icc
+    if picture.exif and not options.strip:
+        params["exif"] = picture.exif
+    if fmt.name == "jpg":
+        params.update(quality=options.quality, progressive=options.progressive,
+                      subsampling=2, optimize=False)  # 2: 4:2:0
+    elif fmt.name in ("webp", "avif", "heic"):
+        params.update(quality=options.quality)
+    out = io.BytesIO()
+    image.save(out, _PILLOW_NAMES.get(fmt.name, fmt.coder), **params)
+    return out.getvalue()
+
+
+def _gif(picture):
+    """A GIF keeping every frame, its duration and the loop count.
+
+    Written frame by frame with Pillow's GIF primitives because its
+    ``save_all`` merges identical consecutive frames, which would change
+    the frame count.  Frames are whole canvases, so each replaces the last
+    (disposal 2 when any is transparent: nothing shows through).
+    """
+    frames = [_paletted(frame) for frame in picture.frames]
+    disposal = 2 if any(t is not None for _, t in frames) else 0
+    info = {"loop": picture.loop} if picture.loop is not None and len(frames) > 1 else {}
+    first, transparency = frames[0]
+    if transparency is not None:
+        info["transparency"] = transparency
+    header, _ = GifImagePlugin.getheader(first, None, dict(info, duration=1))
+    chunks = list(header)
+    for index, (frame, transparency) in enumerate(frames):
+        params = {"duration": picture.durations[index] if len(frames) > 1 else 0,
+                  "disposal": disposal if len(frames) > 1 else 0,
+                  "include_color_table": index > 0}
+        if transparency is not None:
+            params["transparency"] = transparency
+        chunks.extend(GifImagePlugin.getdata(frame, (0, 0), **params))
+    chunks.append(b";")
+    return b"".join(chunks)
+
+
+def _paletted(frame):
+    """(P image, transparent index or None): 256 colours, undithered."""
+    rgb = frame.convert("RGB")
+    clear = None
+    if frame.mode == "RGBA":
+        clear = frame.getchannel("A").point([255] * 128 + [0] * 128, "1")
+        if clear.getbbox() is None:
+            clear = None
+    paletted = rgb.quantize(255 if clear else 256, dither=Image.Dither.NONE)
+    palette = paletted.getpalette()
+    paletted.putpalette(palette + [0] * (768 - len(palette)))
+    if clear is None:
+        return paletted, None
+    paletted.paste(255, mask=clear)
+    return paletted, 255
+
+
+def _normalised(frames, icc):
+    """Frames in RGB, RGBA or L, without info; the profile that still applies."""
+    image = frames[0]
+    if image.mode == "CMYK":
+        if icc:
+            # The CMYK profile converts the pixels and no longer describes them.
+            srgb = ImageCms.createProfile("sRGB")
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            frames = [ImageCms.profileToProfile(f, source, srgb, outputMode="RGB")
+                      for f in frames]
+            icc = None
+        else:
+            frames = [f.convert("RGB") for f in frames]
+    elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        frames = [f.convert("I").point(lambda v: v * (1 / 257)).convert("L") for f in frames]
+    elif image.mode == "1":
+        frames = [f.convert("L") for f in frames]
+    elif image.mode not in ("RGB", "RGBA", "L"):
+        frames = [f.convert("RGBA" if f.has_transparency_data else "RGB") for f in frames]
+    for frame in frames:
+        frame.info = {}
+    return frames, icc
+
+
+def _load_every_frame(image, count):
+    """Decode every frame: verbatim bytes must be proven to decode completely."""
+    for index in range(count):
+        image.seek(index)
+        image.load()
+
+
+def _open(data, fmt):
+    """Open lazily, with only the sniffed format allowed: Pillow never guesses."""
+    return Image.open(io.BytesIO(data), formats=[_PILLOW_NAMES.get(fmt.name, fmt.coder)])
+
+
+def available_formats():
+    """Names of our formats this Pillow can write and read back (a tiny probe each)."""
+    Image.init()
+    names = []
+    for fmt in FORMATS:
+        pillow = _PILLOW_NAMES.get(fmt.name, fmt.coder)
+        if pillow not in Image.SAVE or pillow not in Image.OPEN:
+            continue
+        try:
+            out = io.BytesIO()
+            Image.new("RGB", (8, 8), (255, 0, 0)).save(out, pillow)
+            with Image.open(io.BytesIO(out.getvalue()), formats=[pillow]) as back:
+                back.load()
+                if back.size == (8, 8):
+                    names.append(fmt.name)
+        except Exception:  # noqa: BLE001 - a codec that fails is simply not offered
+            continue
+    return names
+
+
+def _text(error):
+    return (str(error).strip() or type(error).__name__)[:200]
