@@ -92,4 +92,6 @@ class ImageStore:
             "orientation": described.orientation,
             "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
+            "engine": self.engine.name,
+            "engine_formats": sorted(self.engine.formats),
         }

@@ -130,7 +130,8 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         """image_info(path)
 
         Describe a stored image: {width, height, format, mime, frames,
-        orientation, bytes, sha256, path}.
+        orientation, bytes, sha256, path}, and the engine that reads it
+        with the formats that engine writes: {engine, engine_formats}.
         """
         return self.images.info(path)
 

@@ -82,10 +82,12 @@ def test_image_info_describes_a_stored_file(server):
     proxy.store_image(b64(corpus("pillow_chi_anim.gif")), "info/chi.gif")
     info = proxy.image_info("info/chi.gif")
     data = (server.root / "info/chi.gif").read_bytes()
-    assert info["width"], info["height"] == opened(data).size
+    assert (info["width"], info["height"]) == opened(data).size
     assert info["format"] == "gif" and info["frames"] == opened(data).n_frames
     assert info["bytes"] == len(data)
     assert info["sha256"] == hashlib.sha256(data).hexdigest()
+    assert info["engine"] == "wand"
+    assert {"jpg", "png", "gif", "webp"} <= set(info["engine_formats"])
 
 
 def test_introspection_lists_and_documents_methods(server):
