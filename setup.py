@@ -29,7 +29,7 @@ setup(
         "Pillow>=10",
     ],
     extras_require={
-        "test": ["pytest>=7", "psutil>=5.9"],
+        "test": ["pytest>=7", "psutil>=5.9", "numpy>=1.24"],
     },
     entry_points={"console_scripts": ["imagepipe = imagepipe.cli:main"]},
     zip_safe=False,
