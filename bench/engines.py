@@ -65,6 +65,8 @@ from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.geometry import Mode
 from imagepipe.node import image_limits
 
+from common import cpu_model, table
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 DEFAULT_IMAGES = (CORPUS / "Kleiber_by_Lukas_Baubkus.jpg",
@@ -658,25 +660,6 @@ def rss_runs(engine_names, image, tasks):
                  "peak RSS MB", "other CPU"], [result.row() for result in results]))
     print(flush=True)
     return results
-
-
-def table(headers, rows):
-    """A markdown table; columns after the first are right-aligned."""
-    lines = ["| " + " | ".join(headers) + " |",
-             "|---|" + "---:|" * (len(headers) - 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def cpu_model():
-    """The CPU model name from /proc/cpuinfo, or the machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def describe(image):

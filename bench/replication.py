@@ -65,6 +65,8 @@ import psutil
 import zmq
 from PIL import Image
 
+from common import convert_version, free_port, table
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = ROOT.parent / "shared" / "corpus" / "sunset_by_Aitzol_Berasategi.jpg"
 TWISTD = Path(sys.executable).with_name("twistd")
@@ -216,14 +218,6 @@ def percentile(values, q):
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def table(headers, rows):
-    """A markdown table; columns after the first are right-aligned."""
-    lines = ["| " + " | ".join(headers) + " |",
-             "|---|" + "---:|" * (len(headers) - 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def ms_row(name, seconds):
     """Count, p50, p95, p99 and max of ``seconds``, in ms, as table cells."""
     shown = [percentile(seconds, q) for q in (50, 95, 99, 100)]
@@ -247,22 +241,6 @@ def free_pair():
         finally:
             for sock in sockets:
                 sock.close()
-
-
-def free_port():
-    """A TCP port that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def convert_version():
-    """The first line of ``convert -version``."""
-    try:
-        out = subprocess.run(["convert", "-version"], capture_output=True, text=True)
-    except OSError as error:
-        return f"convert not found ({error})"
-    return out.stdout.splitlines()[0].removeprefix("Version: ") if out.stdout else "unknown"
 
 
 def downscaled(image, edge):

@@ -49,6 +49,8 @@ from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.geometry import Mode
 from imagepipe.node import image_limits
 
+from common import convert_version, cpu_model, free_port, table
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = ROOT.parent / "shared" / "corpus" / "Kleiber_by_Lukas_Baubkus.jpg"
 WALLPAPER_PACKAGE = "lomiri-wallpapers-20.04"
@@ -206,13 +208,6 @@ def timed(function, repeat, warmup=WARMUP):
         function()
         times.append(time.perf_counter() - started)
     return times
-
-
-def free_port():
-    """A TCP port that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -417,35 +412,10 @@ def variant_files(directory, stem):
     return [(directory / f"{stem}{suffix}.jpg").read_bytes() for suffix in SIZES]
 
 
-def table(headers, rows):
-    """A markdown table; columns after the first are right-aligned."""
-    lines = ["| " + " | ".join(headers) + " |",
-             "|---|" + "---:|" * (len(headers) - 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def timing_row(name, seconds):
     """Median, min and max in ms, and the number of runs, as table cells."""
     return [name, f"{1000 * statistics.median(seconds):.0f}", f"{1000 * min(seconds):.0f}",
             f"{1000 * max(seconds):.0f}", str(len(seconds))]
-
-
-def cpu_model():
-    """The CPU model name from /proc/cpuinfo, or the machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
-def convert_version():
-    """The first line of ``convert -version``."""
-    out = subprocess.run(["convert", "-version"], capture_output=True, text=True, check=True)
-    return out.stdout.splitlines()[0].removeprefix("Version: ")
 
 
 def print_header(image, data, wand_version):

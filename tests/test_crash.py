@@ -10,7 +10,7 @@ import xmlrpc.client
 import psutil
 import pytest
 
-from conftest import b64, corpus, opened, picture, wait_for
+from conftest import b64, corpus, opened, wait_for
 
 pytestmark = pytest.mark.slow
 

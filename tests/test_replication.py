@@ -12,7 +12,7 @@ import xmlrpc.client
 import pytest
 import zmq
 
-from conftest import Server, b64, corpus, opened, picture, wait_for
+from conftest import Server, b64, corpus, picture, wait_for
 from imagepipe.replication import messages
 from imagepipe.replication.messages import FileEntry, Message
 

@@ -32,7 +32,7 @@ from imagepipe.errors import ConfigError, ImagepipeError
 from imagepipe.replication import messages
 from imagepipe.replication.endpoints import sync_endpoint
 from imagepipe.replication.messages import InvalidMessage
-from imagepipe.replication.replica import APPLIED, GAP
+from imagepipe.replication.replica import GAP
 
 CATCHUP_BATCH = 200
 MANIFEST_BATCH = 2000
