@@ -137,7 +137,12 @@ class PillowEngine(Engine):
             for index in range(count):
                 image.seek(index)
                 image.load()
-                frames.append(image.convert("RGBA") if count > 1 else image.copy())
+                if count > 1:
+                    frames.append(image.convert("RGBA"))
+                elif info.frames > 1:
+                    frames.append(image.copy())  # seeking on would change it
+                else:
+                    frames.append(image)  # loaded: its pixels outlive the file
                 durations.append(image.info.get("duration", 0))
             if any(call.verbatim(i) for i in range(len(call.variants))):
                 _load_every_frame(image, info.frames)
