@@ -57,6 +57,9 @@ class Node(MultiService):
         workers.setServiceParent(self)
 
     def startService(self):
+        # Before the port opens: a SIGHUP that arrives once clients can
+        # connect must reload, not end the process.
+        signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         try:
             super().startService()
             self._listen(self.config.network)
@@ -65,8 +68,6 @@ class Node(MultiService):
             self._halt()
             raise SystemExit(1) from None
         self.workers.pool.callInThread(self._sweep)
-        if self.reactor is not None and hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
 
     def _sweep(self):
         removed = self.images.tree.sweep()
