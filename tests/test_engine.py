@@ -363,3 +363,33 @@ def test_engines_agree_on_a_real_photo(name, specs):
             assert max(difference.mean) < AGREEMENT
             alpha = ImageChops.difference(frame.getchannel("A"), other.getchannel("A"))
             assert ImageStat.Stat(alpha).mean[0] < AGREEMENT
+
+
+def test_animated_gif_to_webp_keeps_the_animation(engine):
+    source = corpus("wand_nocomments_anim.gif")
+    _, data = render_one(engine, source, (100, 100), Mode.FIT, WEBP)
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "WEBP" and image.size == (100, 56)
+    assert image.n_frames == Image.open(io.BytesIO(source)).n_frames == 46
+
+
+def test_animated_webp_output_keeps_each_frames_delay_and_the_loop(engine):
+    frames = [Image.new("RGB", (120, 80), colour) for colour in ("red", "green", "blue")]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=[100, 200, 300],
+                   loop=3)
+    _, data = render_one(engine, out.getvalue(), (60, 60), Mode.FIT, WEBP)
+    image = Image.open(io.BytesIO(data))
+    # GIF loop 3 is three repeats after the first play; WebP counts plays.
+    assert image.n_frames == 3 and image.size == (60, 40) and image.info["loop"] == 4
+    assert durations(image) == [100, 200, 300]
+
+
+def durations(image):
+    """Every frame's duration (read once the frame is loaded)."""
+    found = []
+    for index in range(image.n_frames):
+        image.seek(index)
+        image.load()
+        found.append(image.info["duration"])
+    return found

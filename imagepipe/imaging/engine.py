@@ -51,8 +51,8 @@ class RenderCall:
 
     @property
     def animated(self):
-        """True when some output keeps every frame (GIF from an animation)."""
-        return self.info.frames > 1 and any(fmt.name == "gif" for fmt in self.outputs)
+        """True when some output keeps every frame (GIF or WebP from an animation)."""
+        return self.info.frames > 1 and any(fmt.animation for fmt in self.outputs)
 
     @property
     def largest(self):
@@ -114,7 +114,7 @@ class Engine:
         plans = tuple(geometry.plan(upright, v.box, v.mode) for v in variants)
         for plan, fmt in zip(plans, outputs):
             w, h = plan.output
-            frames = info.frames if fmt.name == "gif" else 1
+            frames = info.frames if fmt.animation else 1
             if w * h * frames > self.limits.max_pixels:
                 raise TooLarge(f"size: output {w}x{h} exceeds max_pixels "
                                f"({self.limits.max_pixels})")

@@ -15,7 +15,7 @@ class Format:
     coder: str  # the ImageMagick coder
     mime: str
     alpha: bool  # can hold transparency
-    animation: bool  # can hold several frames (we keep them for GIF only)
+    animation: bool  # can hold several frames: an animation written to it stays one
     aliases: tuple = ()
 
 

@@ -164,7 +164,7 @@ class PillowEngine(Engine):
                 continue
             plan = call.plans[index]
             fmt = call.outputs[index]
-            count = len(source.frames) if fmt.name == "gif" else 1
+            count = len(source.frames) if fmt.animation else 1
             # A base made for a single-frame output cannot serve an animation.
             usable = [base for base in bases if len(base.frames) >= count]
             picture = usable[geometry.base_for(plan.resize, [b.size for b in usable])]
@@ -266,9 +266,32 @@ def _encode(picture, fmt, options):
                       subsampling=2, optimize=False)  # 2: 4:2:0
     elif fmt.name in ("webp", "avif", "heic"):
         params.update(quality=options.quality)
+    if fmt.name == "webp" and len(picture.frames) > 1:
+        return animated_webp(picture.frames, picture.durations, _plays(picture.loop),
+                             options.quality)
     out = io.BytesIO()
     image.save(out, _PILLOW_NAMES.get(fmt.name, fmt.coder), **params)
     return out.getvalue()
+
+
+def animated_webp(frames, durations, plays, quality):
+    """An animated WebP of full-canvas ``frames``, their durations (ms), played ``plays`` times.
+
+    Both engines write animated WebP here: ImageMagick 6's WebP writer moves
+    every frame's delay onto the frame before.  libwebp merges identical
+    consecutive frames (their durations add up).  ``plays`` 0 is forever.
+    """
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:],
+                   duration=list(durations), loop=plays, quality=quality)
+    return out.getvalue()
+
+
+def _plays(loop):
+    """How many times a GIF plays: no NETSCAPE loop once, loop N is N repeats, 0 forever."""
+    if loop is None:
+        return 1
+    return 0 if loop == 0 else loop + 1
 
 
 def _gif(picture):

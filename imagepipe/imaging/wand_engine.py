@@ -136,13 +136,31 @@ def _finish(image, plan, fmt, options):
         # Palette each frame here, undithered: the GIF encoder's own dithered
         # quantisation costs ImageMagick 6 about 50 ms per frame.
         _each_frame(image, lambda: image.quantize(256, "srgb", 0, False, False))
-    if fmt.name != "gif" and len(image.sequence) > 1:
+    if fmt.name == "webp" and len(image.sequence) > 1:
+        return _animated_webp(image, options)
+    if not fmt.animation and len(image.sequence) > 1:
         first = Image(image=image.sequence[0])
         try:
             return _encode(first, fmt, options.progressive)
         finally:
             first.close()
     return _encode(image, fmt, options.progressive)
+
+
+def _animated_webp(image, options):
+    """Hand the rendered frames to the shared animated WebP writer (see there why)."""
+    from PIL import Image as Picture
+
+    from imagepipe.imaging.pillow_engine import animated_webp
+
+    frames, durations = [], []
+    for index in range(len(image.sequence)):
+        with Image(image=image.sequence[index]) as frame:
+            frame.depth = 8
+            mode = "RGBA" if frame.alpha_channel else "RGB"
+            frames.append(Picture.frombytes(mode, frame.size, frame.make_blob(mode)))
+            durations.append(round(frame.delay * 1000 / (frame.ticks_per_second or 100)))
+    return animated_webp(frames, durations, image.loop, options.quality)  # loop: plays
 
 
 def _encode(image, fmt, progressive=False):
