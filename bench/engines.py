@@ -65,7 +65,7 @@ from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.geometry import Mode
 from imagepipe.node import image_limits
 
-from common import cpu_model, table
+from common import Target, cpu_model, table
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -166,31 +166,6 @@ async function main() {
 
 main().catch((error) => { console.error(error); process.exit(1); });
 """ % {"quality": QUALITY}
-
-
-@dataclass(frozen=True)
-class Target:
-    """A figure the project aims for: ``value`` compared with ``goal``.
-
-    A ``value`` of None (the engine was not measured) gives SKIP.
-    """
-
-    name: str
-    value: float | None
-    goal: float
-    at_most: bool  # True: value <= goal passes; False: value >= goal passes
-    unit: str
-    digits: str = ".2f"  # format of the value
-
-    def row(self):
-        """Name, value, goal and PASS/MISS/SKIP as table cells."""
-        sign = "<=" if self.at_most else ">="
-        goal = f"{sign} {self.goal:g}{self.unit}"
-        if self.value is None:
-            return [self.name, "-", goal, "SKIP"]
-        met = self.value <= self.goal if self.at_most else self.value >= self.goal
-        return [self.name, f"{self.value:{self.digits}}{self.unit}", goal,
-                "PASS" if met else "MISS"]
 
 
 @dataclass(frozen=True)
@@ -716,22 +691,22 @@ def targets(results, rss, tasks):
     after = {r.engine: r.rss_mb for r in rss if r.arena}
     return [
         Target("pillow / sharp tasks/s, 1 thread", ratio(pillow, "one"), 1.0,
-               at_most=False, unit="x"),
+               at_most=False, unit="x", fmt=".2f"),
         Target("pillow / sharp tasks/s, 2 threads", ratio(pillow, "two"), 1.0,
-               at_most=False, unit="x"),
+               at_most=False, unit="x", fmt=".2f"),
         Target("pillow SSIM - sharp SSIM, worst variant, best crop offset", ssim_margin,
-               -SSIM_TOLERANCE, at_most=False, unit="", digits="+.4f"),
+               -SSIM_TOLERANCE, at_most=False, unit="", fmt="+.4f"),
         Target("wand / sharp tasks/s, 1 thread", ratio(wand, "one"), 0.45,
-               at_most=False, unit="x"),
+               at_most=False, unit="x", fmt=".2f"),
         Target("wand / sharp tasks/s, 2 threads", ratio(wand, "two"), 0.45,
-               at_most=False, unit="x"),
+               at_most=False, unit="x", fmt=".2f"),
         Target("pillow median / 1/4-scale decode floor median",
                pillow.one.median_ms / floor.one.median_ms if pillow else None, 1.4,
-               at_most=True, unit="x"),
+               at_most=True, unit="x", fmt=".2f"),
         Target(f"wand RSS after {tasks} tasks, MALLOC_ARENA_MAX=2", after.get("wand"), 150,
-               at_most=True, unit=" MB", digits=".0f"),
+               at_most=True, unit=" MB", fmt=".0f"),
         Target(f"pillow RSS after {tasks} tasks, MALLOC_ARENA_MAX=2", after.get("pillow"), 150,
-               at_most=True, unit=" MB", digits=".0f"),
+               at_most=True, unit=" MB", fmt=".0f"),
     ]
 
 

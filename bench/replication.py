@@ -65,7 +65,7 @@ import psutil
 import zmq
 from PIL import Image
 
-from common import convert_version, free_port, table
+from common import Target, convert_version, free_port, table
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = ROOT.parent / "shared" / "corpus" / "sunset_by_Aitzol_Berasategi.jpg"
@@ -107,29 +107,6 @@ _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
 
 
 # Results ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Target:
-    """A figure the project aims for: ``value`` compared with ``goal``."""
-
-    name: str
-    value: float
-    goal: float
-    at_most: bool  # True: value <= goal passes; False: value >= goal passes
-    unit: str
-    digits: int = 1  # decimals shown (more when a MISS would round to the goal)
-
-    def row(self):
-        """Name, value, goal and PASS/MISS as table cells."""
-        met = self.value <= self.goal if self.at_most else self.value >= self.goal
-        sign = "<=" if self.at_most else ">="
-        digits = self.digits
-        while not met and round(self.value, digits) == self.goal and digits < 9:
-            digits += 1
-        shown = ("not reached" if math.isinf(self.value)
-                 else f"{self.value:.{digits}f}{self.unit}")
-        return [self.name, shown, f"{sign} {self.goal:g}{self.unit}", "PASS" if met else "MISS"]
-
 
 @dataclass
 class LagResult:
@@ -1073,12 +1050,12 @@ def run(args, workdir, stack):
 
     return [
         *(Target(f"(1) lag p99, A -> {name}", 1000 * percentile(lags, 99), LAG_TARGET_MS,
-                 at_most=True, unit=" ms") for name, lags in lag.lags.items()),
+                 at_most=True, unit=" ms", fmt=".1f") for name, lags in lag.lags.items()),
         Target("(2) catch-up of B after 1,000 writes" if args.catchup_calls == 1000 else
                f"(2) catch-up of B after {args.catchup_calls} writes", catchup.caught_up,
-               CATCHUP_TARGET_S, at_most=True, unit=" s", digits=2),
+               CATCHUP_TARGET_S, at_most=True, unit=" s", fmt=".2f"),
         Target("(3) calls/s with peers / alone", with_peers.rate / alone_run.rate,
-               RATIO_TARGET, at_most=False, unit="x", digits=3),
+               RATIO_TARGET, at_most=False, unit="x", fmt=".3f"),
     ]
 
 

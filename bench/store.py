@@ -49,7 +49,7 @@ from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.geometry import Mode
 from imagepipe.node import image_limits
 
-from common import convert_version, cpu_model, free_port, table
+from common import Target, convert_version, cpu_model, free_port, table
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGE = ROOT.parent / "shared" / "corpus" / "Kleiber_by_Lukas_Baubkus.jpg"
@@ -72,24 +72,6 @@ CLEAN_ENV = {name: value for name, value in os.environ.items()
 # The original imagepipe.ini handed MAGICK_THREAD_LIMIT = 1 to convert; the
 # engine and the server run with the same limit (the config default).
 CONVERT_ENV = dict(CLEAN_ENV, MAGICK_THREAD_LIMIT="1")
-
-
-@dataclass(frozen=True)
-class Target:
-    """A figure the project aims for: ``value`` compared with ``goal``."""
-
-    name: str
-    value: float
-    goal: float
-    at_most: bool  # True: value <= goal passes; False: value >= goal passes
-    unit: str
-
-    def row(self):
-        """Name, value, goal and PASS/MISS as table cells."""
-        met = self.value <= self.goal if self.at_most else self.value >= self.goal
-        sign = "<=" if self.at_most else ">="
-        return [self.name, f"{self.value:.3g}{self.unit}", f"{sign} {self.goal:g}{self.unit}",
-                "PASS" if met else "MISS"]
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,15 @@ def two_colour_jpeg(orientation=None):
     return out.getvalue()
 
 
+def three_frame_gif():
+    """A 120x80 GIF: red, green, blue for 100, 200 and 300 ms, loop 3."""
+    frames = [Image.new("RGB", (120, 80), colour) for colour in ("red", "green", "blue")]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=[100, 200, 300],
+                   loop=3)
+    return out.getvalue()
+
+
 def close_to(pixel, colour, tolerance=40):
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour))
 
@@ -136,11 +145,8 @@ def test_strip_false_keeps_exif(engine):
 
 
 def test_animated_gif_keeps_frames_delays_and_loop(engine):
-    frames = [Image.new("RGB", (120, 80), colour) for colour in ("red", "green", "blue")]
-    out = io.BytesIO()
-    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=[100, 200, 300],
-                   loop=3)
-    _, data = render_one(engine, out.getvalue(), (60, 60), Mode.FIT, GIF)
+    out = three_frame_gif()
+    _, data = render_one(engine, out, (60, 60), Mode.FIT, GIF)
     image = Image.open(io.BytesIO(data))
     assert image.n_frames == 3 and image.size == (60, 40) and image.info["loop"] == 3
     durations = []
@@ -374,11 +380,8 @@ def test_animated_gif_to_webp_keeps_the_animation(engine):
 
 
 def test_animated_webp_output_keeps_each_frames_delay_and_the_loop(engine):
-    frames = [Image.new("RGB", (120, 80), colour) for colour in ("red", "green", "blue")]
-    out = io.BytesIO()
-    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=[100, 200, 300],
-                   loop=3)
-    _, data = render_one(engine, out.getvalue(), (60, 60), Mode.FIT, WEBP)
+    out = three_frame_gif()
+    _, data = render_one(engine, out, (60, 60), Mode.FIT, WEBP)
     image = Image.open(io.BytesIO(data))
     # GIF loop 3 is three repeats after the first play; WebP counts plays.
     assert image.n_frames == 3 and image.size == (60, 40) and image.info["loop"] == 4
