@@ -1,0 +1,117 @@
+"""The one typed model of an on-the-fly transform, and its canonical form.
+
+Every URL dialect (``imagepipe/web/dialects/``) parses into a ``Transform``;
+the result cache keys on ``Transform.canonical()`` and signed URLs sign it,
+so two URLs that ask for the same picture share one cached result whatever
+dialect they came in.  Pure: no Twisted, no engines.
+"""
+
+from dataclasses import dataclass, fields
+
+MODES = ("fit", "fill", "pad", "force")
+GRAVITIES = ("center", "north", "south", "east", "west", "northeast", "northwest",
+             "southeast", "southwest", "focus")
+FORMATS = ("jpg", "png", "gif", "webp", "avif", "auto")
+ROTATIONS = (0, 90, 180, 270)
+FLIPS = ("", "h", "v")
+MAX_SIDE = 16384
+
+
+class BadTransform(ValueError):
+    """A transform request that cannot be honoured; the text says why (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class Transform:
+    """What to make of a source picture.
+
+    ``width``/``height`` of None leave that side to the aspect ratio (both
+    None: the source size).  ``mode``: ``fit`` inside the box, ``fill`` the
+    box and crop to it (by ``gravity``), ``pad`` to the box with
+    ``background``, ``force`` both sides exactly.  ``enlarge`` allows
+    upscaling.  ``crop`` is a box in fractions of the source,
+    ``(left, top, right, bottom)`` in 0..1, applied before resizing.
+    ``focus`` is the focal point (x, y) in 0..1 for ``gravity = "focus"``.
+    ``format`` None keeps the source's; ``auto`` picks from ``Accept``.
+    """
+
+    width: int | None = None
+    height: int | None = None
+    mode: str = "fit"
+    enlarge: bool = False
+    gravity: str = "center"
+    focus: tuple | None = None
+    crop: tuple | None = None
+    trim: bool = False
+    rotate: int = 0
+    flip: str = ""
+    format: str | None = None
+    quality: int | None = None
+    progressive: bool = False
+    background: str | None = None
+    filter: str | None = None
+
+    def __post_init__(self):
+        for side in ("width", "height"):
+            value = getattr(self, side)
+            if value is not None and (type(value) is not int or not 1 <= value <= MAX_SIDE):
+                raise BadTransform(f"{side}: expected a whole number 1..{MAX_SIDE}, "
+                                   f"got {value!r}")
+        if self.mode not in MODES:
+            raise BadTransform(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode in ("fill", "pad", "force") and (self.width is None or self.height is None):
+            raise BadTransform(f"mode {self.mode}: needs both width and height")
+        if self.gravity not in GRAVITIES:
+            raise BadTransform(f"gravity: expected one of {', '.join(GRAVITIES)}, "
+                               f"got {self.gravity!r}")
+        if (self.gravity == "focus") != (self.focus is not None):
+            raise BadTransform("gravity focus needs a focal point, and only it has one")
+        if self.focus is not None:
+            _fractions(self.focus, 2, "focus")
+        if self.crop is not None:
+            left, top, right, bottom = _fractions(self.crop, 4, "crop")
+            if not (left < right and top < bottom):
+                raise BadTransform("crop: the box is empty (left < right and top < bottom)")
+        if self.rotate not in ROTATIONS:
+            raise BadTransform(f"rotate: expected 0, 90, 180 or 270, got {self.rotate!r}")
+        if self.flip not in FLIPS:
+            raise BadTransform(f"flip: expected h or v, got {self.flip!r}")
+        if self.format is not None and self.format not in FORMATS:
+            raise BadTransform(f"format: expected one of {', '.join(FORMATS)}, "
+                               f"got {self.format!r}")
+        if self.quality is not None and (type(self.quality) is not int
+                                         or not 1 <= self.quality <= 100):
+            raise BadTransform(f"quality: expected a whole number 1..100, got {self.quality!r}")
+
+    def canonical(self):
+        """A stable text naming exactly this transform: the cache key and what is signed.
+
+        Only fields that differ from the defaults appear, in a fixed order, so
+        equal transforms give equal texts whatever URL they came from.
+        """
+        parts = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value == item.default:
+                continue
+            parts.append(f"{item.name}:{_text(value)}")
+        return "/".join(parts) or "original"
+
+
+def _fractions(values, count, name):
+    if not isinstance(values, tuple) or len(values) != count:
+        raise BadTransform(f"{name}: expected {count} numbers")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise BadTransform(f"{name}: expected fractions 0..1, got {value!r}")
+    return values
+
+
+def _text(value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
