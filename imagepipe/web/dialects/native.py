@@ -1,0 +1,170 @@
+"""imagepipe's own URL grammar: ``name:value`` options in any order, then the source.
+
+    /w:300/h:200/m:fill/g:ne/f:webp/q:80/photos/cat.jpg
+    /preset:thumb/photos/cat.jpg
+    /s:300x200/-/photos/odd:name.jpg        ("-" ends the options explicitly)
+
+Options (long or short name):
+
+| option | value |
+|---|---|
+| `width` `w`, `height` `h` | whole pixels |
+| `size` `s` | `WxH`, `Wx` or `xH` |
+| `mode` `m` | `fit`, `fill`, `pad`, `force` |
+| `enlarge` `e`, `trim` `t`, `progressive` `p` | `0` or `1` |
+| `gravity` `g` | `center` `north` `south` `east` `west` `northeast` `northwest` `southeast` `southwest`, or `c` `n` `s` `e` `w` `ne` `nw` `se` `sw` |
+| `focus` `fp` | `x,y` in 0..1 (sets gravity focus) |
+| `crop` `c` | `left,top,right,bottom` in 0..1 of the source |
+| `rotate` `r` | `0` `90` `180` `270`; `flip` `fl`: `h` or `v` |
+| `format` `f` | `jpg` `png` `gif` `webp` `avif` `auto` |
+| `quality` `q` | 1..100 |
+| `background` `bg` | `RGB` or `RRGGBB` hex, or a colour name |
+| `filter` `fi` | an ImageMagick filter name |
+| `preset` `pr` | a preset's options, from the configuration |
+
+The first segment that is not a known option starts the source path.  An
+option given twice is refused.  In presets-only mode every option must come
+from a preset.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+from imagepipe.errors import ClientError
+from imagepipe.paths import PathRules
+from imagepipe.request import FILTERS
+from imagepipe.web.dialects import NotAllowed, Request
+from imagepipe.web.transform import BadTransform, Transform
+
+_SHORT = {"w": "width", "h": "height", "s": "size", "m": "mode", "e": "enlarge", "t": "trim",
+          "p": "progressive", "g": "gravity", "fp": "focus", "c": "crop", "r": "rotate",
+          "fl": "flip", "f": "format", "q": "quality", "bg": "background", "fi": "filter",
+          "pr": "preset"}
+_NAMES = frozenset(_SHORT.values())
+_GRAVITY = {"c": "center", "n": "north", "s": "south", "e": "east", "w": "west",
+            "ne": "northeast", "nw": "northwest", "se": "southeast", "sw": "southwest"}
+_HEX = re.compile(r"^(?:[0-9a-f]{3}|[0-9a-f]{6})$")
+_NAMED_COLOURS = frozenset(("white", "black", "transparent", "gray", "grey", "red", "green",
+                            "blue", "yellow"))
+
+
+@dataclass(frozen=True)
+class NativeSettings:
+    """Presets (name -> option segments such as ``("w:300", "m:fill")``) and the mode."""
+
+    presets: dict = field(default_factory=dict)
+    presets_only: bool = False
+
+
+def parse(path, query=None, settings=NativeSettings()):
+    """The ``Request`` a native URL path asks for."""
+    segments = path.split("/")
+    options, index = {}, 0
+    while index < len(segments):
+        segment = segments[index]
+        if segment == "-":
+            index += 1
+            break
+        name, colon, value = segment.partition(":")
+        name = _SHORT.get(name, name)
+        if not colon or name not in _NAMES:
+            break
+        if name == "preset":
+            _add_preset(options, value, settings)
+        elif settings.presets_only:
+            raise NotAllowed(f"{name}: only presets are allowed here")
+        else:
+            _add(options, name, value)
+        index += 1
+    source = "/".join(segments[index:])
+    if not source:
+        raise BadTransform("path: no source image after the options")
+    try:
+        source = PathRules().clean(source, "path")
+    except ClientError as error:
+        raise BadTransform(str(error)) from None
+    if settings.presets_only and not options:
+        raise NotAllowed("only presets are allowed here")
+    return Request(source, _transform(options))
+
+
+def _add_preset(options, value, settings):
+    segments = settings.presets.get(value)
+    if segments is None:
+        raise NotAllowed(f"preset: unknown preset {value!r}")
+    for segment in segments:
+        name, _, option = segment.partition(":")
+        _add(options, _SHORT.get(name, name), option)
+
+
+def _add(options, name, value):
+    if name in options:
+        raise BadTransform(f"{name}: given twice")
+    options[name] = value
+
+
+def _transform(options):
+    kwargs = {}
+    for name, value in options.items():
+        if name == "size":
+            width, x, height = value.partition("x")
+            if not x or not (width or height):
+                raise BadTransform(f"size: expected WxH, Wx or xH, got {value!r}")
+            for side, text in (("width", width), ("height", height)):
+                if text:
+                    if side in options:
+                        raise BadTransform(f"{side}: given twice (also in size)")
+                    kwargs[side] = _whole(text, side)
+        elif name in ("width", "height", "quality"):
+            kwargs[name] = _whole(value, name)
+        elif name == "rotate":
+            kwargs[name] = _whole(value, name, low=0)
+        elif name in ("enlarge", "trim", "progressive"):
+            if value not in ("0", "1"):
+                raise BadTransform(f"{name}: expected 0 or 1, got {value!r}")
+            kwargs[name] = value == "1"
+        elif name == "gravity":
+            kwargs[name] = _GRAVITY.get(value, value)
+        elif name == "focus":
+            kwargs["gravity"] = "focus"
+            kwargs[name] = _fractions(value, 2, name)
+        elif name == "crop":
+            kwargs[name] = _fractions(value, 4, name)
+        elif name == "background":
+            kwargs[name] = _colour(value)
+        elif name == "filter":
+            if value not in FILTERS:
+                raise BadTransform(f"filter: unknown filter {value!r}")
+            kwargs[name] = value
+        else:  # mode, flip, format: Transform checks the value
+            kwargs[name] = value
+    return Transform(**kwargs)
+
+
+def _whole(text, name, low=1):
+    if not text.isdigit() or len(text) > 6 or int(text) < low:
+        raise BadTransform(f"{name}: expected a whole number, got {text!r}")
+    return int(text)
+
+
+def _fractions(text, count, name):
+    parts = text.split(",")
+    if len(parts) != count:
+        raise BadTransform(f"{name}: expected {count} numbers separated by commas, "
+                           f"got {text!r}")
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        raise BadTransform(f"{name}: expected numbers, got {text!r}") from None
+    if not all(0 <= value <= 1 for value in values):
+        raise BadTransform(f"{name}: expected fractions 0..1, got {text!r}")
+    return values
+
+
+def _colour(text):
+    if text in _NAMED_COLOURS:
+        return text
+    if _HEX.match(text.lower()):
+        return f"#{text.lower()}"
+    raise BadTransform(f"background: expected RGB or RRGGBB hex or a colour name, "
+                       f"got {text!r}")
