@@ -56,6 +56,20 @@ class StoreRequest:
     options: EncodeOptions
 
 
+def url_colour(text):
+    """A colour written in a URL (``RGB`` or ``RRGGBB`` hex, or a name) as we store it.
+
+    Returns ``"#rrggbb"``-style hex or the lower-case name, or None when
+    ``text`` is not a colour.
+    """
+    colour = text.lower()
+    if colour in _COLOUR_NAMES:
+        return colour
+    if re.fullmatch(r"[0-9a-f]{3}|[0-9a-f]{6}", colour):
+        return f"#{colour}"
+    return None
+
+
 def _absent(value):
     return value is None or value is False or value == "" or value == 0 or value in ([], {})
 

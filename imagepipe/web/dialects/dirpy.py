@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
 from imagepipe.paths import PathRules
-from imagepipe.request import _COLOUR, _COLOUR_NAMES, FILTERS
+from imagepipe.request import FILTERS, url_colour
 from imagepipe.web.dialects import Request
 from imagepipe.web.transform import MAX_SIDE, BadTransform, Transform
 
@@ -239,11 +239,9 @@ def _gravity(text, command, name):
 
 
 def _colour(text, command, name):
-    colour = text.lower()
-    if colour in _COLOUR_NAMES:
+    colour = url_colour(text)
+    if colour is not None:
         return colour
-    if re.fullmatch(r"[0-9a-f]{3}|[0-9a-f]{6}", colour) and _COLOUR.match(f"#{colour}"):
-        return f"#{colour}"
     raise BadTransform(f"{command}: bg must be RGB or RRGGBB hex or a colour name, "
                        f"got {_show(text)}")
 

@@ -27,12 +27,11 @@ option given twice is refused.  In presets-only mode every option must come
 from a preset.
 """
 
-import re
 from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError
 from imagepipe.paths import PathRules
-from imagepipe.request import FILTERS
+from imagepipe.request import FILTERS, url_colour
 from imagepipe.web.dialects import NotAllowed, Request
 from imagepipe.web.transform import BadTransform, Transform
 
@@ -43,9 +42,6 @@ _SHORT = {"w": "width", "h": "height", "s": "size", "m": "mode", "e": "enlarge",
 _NAMES = frozenset(_SHORT.values())
 _GRAVITY = {"c": "center", "n": "north", "s": "south", "e": "east", "w": "west",
             "ne": "northeast", "nw": "northwest", "se": "southeast", "sw": "southwest"}
-_HEX = re.compile(r"^(?:[0-9a-f]{3}|[0-9a-f]{6})$")
-_NAMED_COLOURS = frozenset(("white", "black", "transparent", "gray", "grey", "red", "green",
-                            "blue", "yellow"))
 
 
 @dataclass(frozen=True)
@@ -162,9 +158,8 @@ def _fractions(text, count, name):
 
 
 def _colour(text):
-    if text in _NAMED_COLOURS:
-        return text
-    if _HEX.match(text.lower()):
-        return f"#{text.lower()}"
+    colour = url_colour(text)
+    if colour is not None:
+        return colour
     raise BadTransform(f"background: expected RGB or RRGGBB hex or a colour name, "
                        f"got {text!r}")
