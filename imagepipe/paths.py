@@ -20,7 +20,8 @@ MAX_PATH_BYTES = 4096
 MAX_PATHS_PER_CALL = 1000
 
 
-def _show(value):
+def quoted(value):
+    """``value`` as an error message shows it: its repr, at most 80 characters."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -63,9 +64,9 @@ class PathRules:
         path's own.  The result is checked by the full rules.
         """
         if not isinstance(suffix, str):
-            raise ClientError(f"{argument}: suffix {_show(suffix)} must be a string")
+            raise ClientError(f"{argument}: suffix {quoted(suffix)} must be a string")
         if "/" in suffix or "\\" in suffix:
-            raise ClientError(f"{argument}: suffix {_show(suffix)} must not contain a slash")
+            raise ClientError(f"{argument}: suffix {quoted(suffix)} must not contain a slash")
         if self.transliterate:
             suffix = _ascii(unicodedata.normalize("NFC", suffix))
         else:
@@ -99,25 +100,25 @@ def _check(path, argument):
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise ClientError(f"{argument}: path is longer than {MAX_PATH_BYTES} bytes")
     if path.startswith("/"):
-        raise ClientError(f"{argument}: absolute paths are not allowed: {_show(path)}")
+        raise ClientError(f"{argument}: absolute paths are not allowed: {quoted(path)}")
     if "\\" in path:
-        raise ClientError(f"{argument}: backslashes are not allowed: {_show(path)}")
+        raise ClientError(f"{argument}: backslashes are not allowed: {quoted(path)}")
     if any(_is_control(char) for char in path):
-        raise ClientError(f"{argument}: control characters are not allowed: {_show(path)}")
+        raise ClientError(f"{argument}: control characters are not allowed: {quoted(path)}")
     for part in path.split("/"):
         if part == "":
             raise ClientError(f"{argument}: empty path components are not allowed: "
-                              f"{_show(path)}")
+                              f"{quoted(path)}")
         if part in (".", ".."):
             raise ClientError(f"{argument}: '{part}' components are not allowed: "
-                              f"{_show(path)}")
+                              f"{quoted(path)}")
         if part.startswith("."):
             raise ClientError(f"{argument}: components starting with '.' are not allowed: "
-                              f"{_show(path)}")
+                              f"{quoted(path)}")
         try:
             size = len(part.encode("utf-8"))
         except UnicodeEncodeError:
-            raise ClientError(f"{argument}: path is not valid Unicode: {_show(path)}") from None
+            raise ClientError(f"{argument}: path is not valid Unicode: {quoted(path)}") from None
         if size > MAX_COMPONENT_BYTES:
             raise ClientError(f"{argument}: a path component is longer than "
-                              f"{MAX_COMPONENT_BYTES} bytes: {_show(part)}")
+                              f"{MAX_COMPONENT_BYTES} bytes: {quoted(part)}")

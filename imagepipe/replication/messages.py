@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
-from imagepipe.paths import PathRules
+from imagepipe.paths import PathRules, quoted
 
 VERSION = 1
 TYPES = ("store", "move", "delete", "heartbeat")
@@ -146,22 +146,17 @@ def header(frames):
     return head
 
 
-def _show(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _integer(value, name, low, high):
     # bool is an int subclass; true is not a sequence number.
     if type(value) is not int or not low <= value < high:
         raise InvalidMessage(f"{name}: expected an integer in {low}..{high - 1}, "
-                             f"got {_show(value)}")
+                             f"got {quoted(value)}")
     return value
 
 
 def _origin(value, name):
     if not isinstance(value, str) or not _ORIGIN.fullmatch(value):
-        raise InvalidMessage(f"{name}: expected 32 lowercase hex digits, got {_show(value)}")
+        raise InvalidMessage(f"{name}: expected 32 lowercase hex digits, got {quoted(value)}")
     return value
 
 
@@ -171,7 +166,7 @@ def _path(value, name, rules):
     except ClientError as error:
         raise InvalidMessage(str(error)) from None
     if path != value:
-        raise InvalidMessage(f"{name}: {_show(value)} is not in its clean form {_show(path)}")
+        raise InvalidMessage(f"{name}: {quoted(value)} is not in its clean form {quoted(path)}")
     return path
 
 
@@ -196,13 +191,13 @@ def _files(listed, data, rules):
                 raise InvalidMessage(f"{name}.{field}: missing")
         path = _path(item["path"], f"{name}.path", rules)
         if path in seen:
-            raise InvalidMessage(f"{name}.path: {_show(path)} is already files[{seen[path]}]")
+            raise InvalidMessage(f"{name}.path: {quoted(path)} is already files[{seen[path]}]")
         seen[path] = index
         size = _integer(item["size"], f"{name}.size", 0, INT_LIMIT)
         sha256 = item["sha256"]
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             raise InvalidMessage(f"{name}.sha256: expected 64 lowercase hex digits, "
-                                 f"got {_show(sha256)}")
+                                 f"got {quoted(sha256)}")
         if not isinstance(content, bytes):
             raise InvalidMessage(f"frame {index + 1}: expected bytes, "
                                  f"got {type(content).__name__}")
@@ -239,7 +234,7 @@ def decode(frames, rules=PathRules()):
         raise InvalidMessage(f"v: unsupported version {version} (this node speaks {VERSION})")
     kind = head["type"]
     if kind not in TYPES:
-        raise InvalidMessage(f"type: unknown message type {_show(kind)}")
+        raise InvalidMessage(f"type: unknown message type {quoted(kind)}")
     origin = _origin(head["origin"], "origin")
     hlc = _integer(head["hlc"], "hlc", 0, INT_LIMIT)
     fields = _FIELDS[kind]
@@ -361,6 +356,6 @@ def state_from_row(row, rules=PathRules(), name="row"):
     if not isinstance(sha256, str) or not (
             _SHA256.fullmatch(sha256) or (deleted and sha256 == "")):
         raise InvalidMessage(f"{name}.sha256: expected 64 lowercase hex digits, "
-                             f"got {_show(sha256)}")
+                             f"got {quoted(sha256)}")
     return PathState(_path(path, f"{name}.path", rules), _integer(hlc, f"{name}.hlc", 0,
                      INT_LIMIT), _origin(origin, f"{name}.origin"), deleted, sha256)

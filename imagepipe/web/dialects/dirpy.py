@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
-from imagepipe.paths import PathRules
+from imagepipe.paths import PathRules, quoted
 from imagepipe.request import FILTERS, url_colour
 from imagepipe.web.dialects import Request
 from imagepipe.web.transform import MAX_SIDE, BadTransform, Transform
@@ -82,7 +82,7 @@ class _Reader:
             raise BadTransform("load: loading from a proxy or an upload is not supported; "
                                "the source is the URL path")
         if name not in COMMANDS:
-            raise BadTransform(f"unknown command {_show(name)} (known: {', '.join(COMMANDS)})")
+            raise BadTransform(f"unknown command {quoted(name)} (known: {', '.join(COMMANDS)})")
         if name in self.seen:
             raise BadTransform(f"{name}: given twice (each command may appear once)")
         if self.fill_pending and name not in ("crop", "save"):
@@ -122,7 +122,7 @@ class _Reader:
             filter_name = options.pop("filter").lower()
             filter_name = FILTER_ALIASES.get(filter_name, filter_name)
             if filter_name not in FILTERS:
-                raise BadTransform(f"resize: unknown filter {_show(filter_name)} (e.g. lanczos, "
+                raise BadTransform(f"resize: unknown filter {quoted(filter_name)} (e.g. lanczos, "
                                    f"mitchell, catrom, triangle, point)")
             self.kwargs["filter"] = filter_name
         self.box = size
@@ -186,7 +186,7 @@ def _options(command, value):
     if command == "transpose":
         if value not in TRANSPOSES:
             raise BadTransform(f"transpose: expected one of {', '.join(TRANSPOSES)}, "
-                               f"got {_show(value)}")
+                               f"got {quoted(value)}")
         return {"transpose": TRANSPOSES[value]}
     tokens = value.split(",") if value else []
     if command == "crop" and len(tokens) == 4 and all(_PIXEL_BOX.match(t) for t in tokens):
@@ -197,7 +197,7 @@ def _options(command, value):
         if not colon and "x" in name and name not in _CONVERT[command]:
             name, text = "size", _size(token, command)
         elif name not in _CONVERT.get(command, {}):
-            raise BadTransform(f"{command}: unknown option {_show(token)} "
+            raise BadTransform(f"{command}: unknown option {quoted(token)} "
                                f"(known: {', '.join(_OPTIONS[command])})")
         else:
             takes_value, convert = _CONVERT[command][name]
@@ -214,7 +214,7 @@ def _options(command, value):
 def _size(text, command):
     match = _SIZE.match(text)
     if not match or not any(match.groups()):
-        raise BadTransform(f"{command}: expected a size WxH, Wx or xH, got {_show(text)}")
+        raise BadTransform(f"{command}: expected a size WxH, Wx or xH, got {quoted(text)}")
     width, height = (_whole(side, command, name, 1, MAX_SIDE) if side else None
                      for side, name in zip(match.groups(), ("width", "height")))
     return width, height
@@ -223,7 +223,7 @@ def _size(text, command):
 def _whole(text, command, name, low, high):
     if not re.fullmatch(r"[0-9]{1,9}", text) or not low <= int(text) <= high:
         raise BadTransform(f"{command}: {name} must be a whole number {low}..{high}, "
-                           f"got {_show(text)}")
+                           f"got {quoted(text)}")
     return int(text)
 
 
@@ -234,7 +234,7 @@ def _text(text, command, name):
 def _gravity(text, command, name):
     if text not in GRAVITIES:
         raise BadTransform(f"{command}: gravity must be one of {', '.join(GRAVITIES)}, "
-                           f"got {_show(text)}")
+                           f"got {quoted(text)}")
     return GRAVITIES[text]
 
 
@@ -243,13 +243,13 @@ def _colour(text, command, name):
     if colour is not None:
         return colour
     raise BadTransform(f"{command}: bg must be RGB or RRGGBB hex or a colour name, "
-                       f"got {_show(text)}")
+                       f"got {quoted(text)}")
 
 
 def _format(text, command, name):
     if text.lower() not in SAVE_FORMATS:
         raise BadTransform(f"{command}: fmt must be one of jpg, png, gif, webp, "
-                           f"got {_show(text)}")
+                           f"got {quoted(text)}")
     return SAVE_FORMATS[text.lower()]
 
 
@@ -271,6 +271,3 @@ def _size_text(size):
     return f"{width or ''}x{height or ''}"
 
 
-def _show(value):
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -11,12 +11,11 @@ leading slash: ``"200/250/crop/x/y/photo.jpg"``.  The query is ignored, as
 OpenRoss ignored it (cache-busting query strings still hit the cache).
 """
 
-import re
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
-from imagepipe.paths import PathRules
-from imagepipe.web.dialects import NotAllowed, Request
+from imagepipe.paths import PathRules, quoted
+from imagepipe.web.dialects import NotAllowed, Request, bounded_number
 from imagepipe.web.transform import MAX_SIDE, BadTransform, Transform
 
 # OpenRoss's mode names, with what each makes of the W×H box.
@@ -96,14 +95,14 @@ def _parts(path, settings):
     """Width, height, mode name and clean source path of a request path."""
     parts = path.split("/", 3)
     if len(parts) < 4:
-        raise BadTransform(f"expected W/H/MODE/path, got {_show(path)}")
+        raise BadTransform(f"expected W/H/MODE/path, got {quoted(path)}")
     width_text, height_text, mode, source = parts
     max_width, max_height = settings.max_size
     limit = f"MAX_SIZE {max_width}x{max_height}"
-    width = _side(width_text, "width", max_width, limit)
-    height = _side(height_text, "height", max_height, limit)
+    width = bounded_number(width_text, "width", max_width, limit)
+    height = bounded_number(height_text, "height", max_height, limit)
     if mode not in MODES:
-        raise BadTransform(f"mode: expected one of {', '.join(MODES)}, got {_show(mode)}")
+        raise BadTransform(f"mode: expected one of {', '.join(MODES)}, got {quoted(mode)}")
     try:
         source = settings.path_rules.clean(source)
     except ClientError as error:
@@ -116,18 +115,3 @@ def _parts(path, settings):
     return width, height, mode, source
 
 
-def _side(text, name, maximum, limit):
-    if not re.fullmatch(r"[0-9]+", text):
-        raise BadTransform(f"{name}: expected a whole number, got {_show(text)}")
-    if text.startswith("0"):
-        raise BadTransform(f"{name}: expected a whole number from 1 without leading zeros, "
-                           f"got {_show(text)}")
-    if len(text) > len(str(maximum)) or int(text) > maximum:
-        shown = text if len(text) <= 12 else text[:9] + "..."
-        raise BadTransform(f"{name} {shown} is larger than {limit}")
-    return int(text)
-
-
-def _show(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError
-from imagepipe.paths import PathRules
+from imagepipe.paths import PathRules, quoted
 from imagepipe.web.dialects import NotAllowed, Request
 from imagepipe.web.transform import MAX_SIDE, BadTransform, Transform
 
@@ -70,7 +70,7 @@ def parse(path, query=None, settings=PhizerSettings()):
         raise BadTransform("size code: missing (expected /{size-code}/{name})")
     size = settings.sizes.get(code)
     if size is None:
-        raise NotAllowed(f"unknown size code {_show(code)}")
+        raise NotAllowed(f"unknown size code {quoted(code)}")
     rest = segments[1:]
     crop = None
     if len(rest) >= 2 and _POINT_SHAPE.match(rest[0]) and _POINT_SHAPE.match(rest[1]):
@@ -111,11 +111,8 @@ def _crop(top_left, bottom_right):
 def _point(text, name):
     match = _POINT.match(text)
     if not match or not all(0 <= int(value) <= PER_MILLE for value in match.groups()):
-        raise BadTransform(f"crop: {name} point {_show(text)}: expected XxY with whole "
+        raise BadTransform(f"crop: {name} point {quoted(text)}: expected XxY with whole "
                            f"per-mille values 0..{PER_MILLE}")
     return int(match.group(1)), int(match.group(2))
 
 
-def _show(value):
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -20,7 +20,8 @@ enforced it).
 import re
 from dataclasses import dataclass
 
-from imagepipe.web.dialects import NotAllowed, Request
+from imagepipe.paths import quoted
+from imagepipe.web.dialects import NotAllowed, Request, bounded_number
 from imagepipe.web.transform import MAX_SIDE, BadTransform, Transform
 
 FORMATS = ("jpg", "png", "gif", "webp")
@@ -65,11 +66,11 @@ def parse(path, query=None, settings=WaneloSettings()):
     parts = path.split("/")
     if len(parts) != 6:
         raise BadTransform(f"expected namespace/aaa/bbb/ccc/<23 hex digits>/output "
-                           f"(6 components), got {len(parts)}: {_show(path)}")
+                           f"(6 components), got {len(parts)}: {quoted(path)}")
     namespace, *hashed, output = parts
     if not _NAMESPACE.fullmatch(namespace):
         raise BadTransform(f"namespace: expected 1 to 64 of a-z, 0-9, _ and -, "
-                           f"got {_show(namespace)}")
+                           f"got {quoted(namespace)}")
     for index, (part, length) in enumerate(zip(hashed, _HASH_LENGTHS), start=1):
         _check_hex(part, length, index)
     transform = _output(output, settings)
@@ -82,8 +83,8 @@ def _check_hex(part, length, index):
     if re.fullmatch(rf"[0-9a-f]{{{length}}}", part):
         return
     if re.fullmatch(rf"[0-9a-fA-F]{{{length}}}", part):
-        raise BadTransform(f"hash part {index}: expected lowercase hex digits, got {_show(part)}")
-    raise BadTransform(f"hash part {index}: expected {length} hex digits, got {_show(part)}")
+        raise BadTransform(f"hash part {index}: expected lowercase hex digits, got {quoted(part)}")
+    raise BadTransform(f"hash part {index}: expected {length} hex digits, got {quoted(part)}")
 
 
 def _output(output, settings):
@@ -91,47 +92,32 @@ def _output(output, settings):
     stem, dot, extension = output.rpartition(".")
     if not dot or extension not in FORMATS:
         raise BadTransform(f"output: expected an extension of {', '.join(FORMATS)}, "
-                           f"got {_show(output)}")
+                           f"got {quoted(output)}")
     size, dash, quality_text = stem.partition("-")
     quality = DEFAULT_QUALITY
     if dash:
         if not quality_text.startswith("q"):
-            raise BadTransform(f"output: expected -qN after the size, got {_show(output)}")
-        quality = _number(quality_text[1:], "quality", 100, "the maximum quality 100")
+            raise BadTransform(f"output: expected -qN after the size, got {quoted(output)}")
+        quality = bounded_number(quality_text[1:], "quality", 100, "the maximum quality 100")
     width_limit = f"max_width {settings.max_width}"
     height_limit = f"max_height {settings.max_height}"
     common = dict(format=extension, quality=quality)
     if size == "full_size":
         return Transform(**common)
     if size.startswith("w"):
-        width = _number(size[1:], "width", settings.max_width, width_limit)
+        width = bounded_number(size[1:], "width", settings.max_width, width_limit)
         return Transform(width=width, mode="fit", enlarge=False, **common)
     if size.startswith("x"):
-        side = _number(size[1:], "size", min(settings.max_width, settings.max_height),
+        side = bounded_number(size[1:], "size", min(settings.max_width, settings.max_height),
                        width_limit if settings.max_width <= settings.max_height
                        else height_limit)
         return Transform(width=side, height=side, mode="fill", enlarge=True, **common)
     width_text, cross, height_text = size.partition("x")
     if not cross:
         raise BadTransform(f"output: expected WxH, xN, wN or full_size before the "
-                           f"extension, got {_show(output)}")
-    width = _number(width_text, "width", settings.max_width, width_limit)
-    height = _number(height_text, "height", settings.max_height, height_limit)
+                           f"extension, got {quoted(output)}")
+    width = bounded_number(width_text, "width", settings.max_width, width_limit)
+    height = bounded_number(height_text, "height", settings.max_height, height_limit)
     return Transform(width=width, height=height, mode="fill", enlarge=True, **common)
 
 
-def _number(text, name, maximum, limit):
-    if not re.fullmatch(r"[0-9]+", text):
-        raise BadTransform(f"{name}: expected a whole number, got {_show(text)}")
-    if text.startswith("0"):
-        raise BadTransform(f"{name}: expected a whole number from 1 without leading zeros, "
-                           f"got {_show(text)}")
-    if len(text) > len(str(maximum)) or int(text) > maximum:
-        shown = text if len(text) <= 12 else text[:9] + "..."
-        raise BadTransform(f"{name} {shown} is larger than {limit}")
-    return int(text)
-
-
-def _show(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
