@@ -2,7 +2,8 @@
 
 The typed values exchanged with engines live in this module; ``formats``
 sniffs and names formats, ``geometry`` computes every size and offset,
-``magick`` prepares ImageMagick, and ``wand_engine`` does the pixel work.
+``magick`` prepares ImageMagick, and ``wand_engine`` and ``pillow_engine``
+do the pixel work.
 """
 
 from dataclasses import dataclass
@@ -50,3 +51,13 @@ class SourceInfo:
     height: int
     frames: int
     orientation: int  # EXIF orientation 1..8 (0 when absent)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One encoded picture made by ``Engine.transform``, and what it is."""
+
+    data: bytes
+    format: Format
+    width: int
+    height: int

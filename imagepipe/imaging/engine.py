@@ -1,21 +1,33 @@
 """What every engine shares: the checks before decoding, and the plan of a call.
 
-``Engine.render`` sniffs the payload against the allow-list, checks the
-declared size, the frame count and the outputs against the limits, refuses
-truncated JPEGs, computes every variant's geometry, and only then hands a
-``RenderCall`` to the engine's own ``_render``.  Engines implement
-``_inspect`` (read the header) and ``_render`` (decode, resize, crop, pad,
-orient, strip, encode); the rules live here once.
+``Engine.render`` (the stored variants of a store call) and
+``Engine.transform`` (one on-the-fly ``Transform``) sniff the payload
+against the allow-list, check the declared size, the frame count and the
+outputs against the limits, refuse truncated JPEGs, compute every size and
+offset (``geometry``) and choose the output format, and only then hand a
+``RenderCall`` or ``TransformCall`` to the engine's own ``_render`` or
+``_transform``.  Engines implement ``_inspect`` (read the header),
+``_render`` and ``_transform`` (decode, orient, cut, resize, crop, pad,
+strip, encode); the rules live here once.
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import geometry
-from imagepipe.imaging.formats import declared_size, sniff
+from imagepipe.imaging.formats import by_name, declared_size, sniff
 
 _ALLOWED_TEXT = "JPEG, PNG, GIF, WebP, AVIF, HEIC"
+
+# Formats ``auto`` keeps when the client accepts none of its choices: every
+# browser shows them.
+_WEB_FORMATS = ("jpg", "png", "gif", "webp")
+
+# Colour names that show nothing: no canvas or flattening background on a
+# format without alpha.
+_CLEAR = ("transparent", "none")
 
 
 class Deadline:
@@ -56,8 +68,13 @@ class RenderCall:
 
     @property
     def largest(self):
-        """The largest full-frame size any variant resizes to (the shrink-on-load hint)."""
+        """The largest full-frame size any variant resizes to."""
         return max((p.resize for p in self.plans), key=lambda size: size[0] * size[1])
+
+    @property
+    def shrink_to(self):
+        """The upright size a JPEG may be decoded down to (shrink-on-load), or None."""
+        return _shrinkable(self.info, self.largest)
 
     def order(self):
         """Variant indexes, largest resize first (the order of the cascade)."""
@@ -68,6 +85,66 @@ class RenderCall:
     def verbatim(self, index):
         """True when variant ``index`` is the verified source bytes, unchanged."""
         return self.variants[index].verbatim and self.outputs[index] == self.info.format
+
+    def canvas(self, fmt):
+        """The colour of a pad canvas written as ``fmt``."""
+        return _canvas(fmt, self.options.background)
+
+
+@dataclass(frozen=True)
+class TransformCall:
+    """One checked on-the-fly transform, ready for an engine.
+
+    ``format`` is the output format, or None for "PNG if the decoded source
+    has alpha, else JPEG" (``output`` decides once it is decoded); ``plan``
+    is the ``geometry.TransformPlan`` before trimming; ``options`` are the
+    defaults with what the transform sets.
+    """
+
+    data: bytes
+    info: object  # SourceInfo
+    transform: object  # imagepipe.web.transform.Transform
+    format: object  # Format or None
+    plan: geometry.TransformPlan
+    options: object  # EncodeOptions
+    deadline: Deadline
+
+    @property
+    def animated(self):
+        """True when the output keeps every frame (GIF or WebP from an animation)."""
+        return self.info.frames > 1 and self.format is not None and self.format.animation
+
+    @property
+    def frames(self):
+        """How many frames the output has."""
+        return self.info.frames if self.animated else 1
+
+    @property
+    def shrink_to(self):
+        """The upright size a JPEG may be decoded down to (shrink-on-load), or None.
+
+        Never with a crop box or trim: they cut the source at full size.
+        """
+        if self.transform.crop or self.transform.trim:
+            return None
+        return _shrinkable(self.info, geometry.rotated(self.plan.fit.resize,
+                                                       self.transform.rotate))
+
+    def output(self, alpha):
+        """The ``Format`` to write, once it is known whether the decoded source has ``alpha``."""
+        return self.format or by_name("png" if alpha else "jpg")
+
+    def canvas(self, fmt):
+        """The colour of a pad canvas written as ``fmt``: the transform's background if it shows."""
+        chosen = self.transform.background
+        if chosen is None or (chosen in _CLEAR and not fmt.alpha):
+            return _canvas(fmt, self.options.background)
+        return chosen
+
+    def trimmed(self, box):
+        """The plan once trimming keeps ``box`` (None: nothing to trim)."""
+        upright = geometry.oriented((self.info.width, self.info.height), self.info.orientation)
+        return geometry.transform_plan(upright, self.transform, box)
 
 
 class Engine:
@@ -97,38 +174,129 @@ class Engine:
                            f"{f' x {frames} frames' if frames > 1 else ''} = "
                            f"{pixels} pixels exceed max_pixels ({self.limits.max_pixels})")
 
+    def check_output(self, plan, frames):
+        """Refuse a ``geometry.Plan`` whose resize or output exceeds ``max_pixels`` (frames summed).
+
+        The resize counts too: covering a thin source can make a huge image
+        before the crop brings it back to size.
+        """
+        for what, (width, height) in (("output", plan.output), ("resize to", plan.resize)):
+            if width * height * frames > self.limits.max_pixels:
+                raise TooLarge(f"size: {what} {width}x{height}"
+                               f"{f' x {frames} frames' if frames > 1 else ''} exceeds "
+                               f"max_pixels ({self.limits.max_pixels})")
+
     def render(self, data, variants, options):
         """Make every variant of ``data``; return their encoded bytes in order.
 
         A ``verbatim`` variant returns ``data`` itself, once the whole image
         has been decoded without error.
         """
-        info = self.inspect(data)
-        if info.frames > self.limits.max_frames:
-            raise TooLarge(f"image: {info.frames} frames exceed max_frames "
-                           f"({self.limits.max_frames})")
-        self.check_pixels(info.width, info.height, info.frames)
-        _check_complete(info.format, data)
+        info = self._checked(data)
         upright = geometry.oriented((info.width, info.height), info.orientation)
         outputs = tuple(v.format or info.format for v in variants)
         plans = tuple(geometry.plan(upright, v.box, v.mode) for v in variants)
         for plan, fmt in zip(plans, outputs):
-            w, h = plan.output
-            frames = info.frames if fmt.animation else 1
-            if w * h * frames > self.limits.max_pixels:
-                raise TooLarge(f"size: output {w}x{h} exceeds max_pixels "
-                               f"({self.limits.max_pixels})")
+            self.check_output(plan, info.frames if fmt.animation else 1)
         call = RenderCall(data, info, tuple(variants), outputs, plans, options,
                           Deadline(self.limits.time_limit))
         results = self._render(call)
         call.deadline.check()
         return results
 
+    def transform(self, data, transform, defaults, accept=()):
+        """Make ``transform`` (a ``Transform``) of ``data``; return it ``Rendered``.
+
+        ``defaults`` (``EncodeOptions``) give what the transform leaves
+        unset; ``accept`` names the formats the client takes, preferred
+        first, for ``format="auto"``.  The order of the steps is documented
+        in ``geometry``.
+        """
+        info = self._checked(data)
+        upright = geometry.oriented((info.width, info.height), info.orientation)
+        call = TransformCall(data, info, transform, self._output_format(transform, info, accept),
+                             geometry.transform_plan(upright, transform),
+                             _merged(transform, defaults), Deadline(self.limits.time_limit))
+        self.check_output(call.plan.fit, call.frames)
+        rendered = self._transform(call)
+        call.deadline.check()
+        return rendered
+
+    def trimmed(self, call, box):
+        """The plan of ``call`` once trimming keeps ``box``, checked against the limits."""
+        plan = call.trimmed(box)
+        self.check_output(plan.fit, call.frames)
+        return plan
+
+    def _checked(self, data):
+        """The ``SourceInfo`` of ``data``, once every check before decoding has passed."""
+        info = self.inspect(data)
+        if info.frames > self.limits.max_frames:
+            raise TooLarge(f"image: {info.frames} frames exceed max_frames "
+                           f"({self.limits.max_frames})")
+        self.check_pixels(info.width, info.height, info.frames)
+        _check_complete(info.format, data)
+        return info
+
+    def _output_format(self, transform, info, accept):
+        """The ``Format`` a transform writes, or None for PNG-or-JPEG by alpha.
+
+        ``auto``: the first of ``accept`` this engine writes, else the
+        source's when every browser shows it.  None: the source's.  Either
+        falls back to PNG-or-JPEG.
+        """
+        if transform.format == "auto":
+            for name in accept:
+                fmt = by_name(name)
+                if fmt is not None and fmt.name in self.formats:
+                    return fmt
+            keep = info.format.name in _WEB_FORMATS
+        elif transform.format is None:
+            keep = True
+        else:
+            fmt = by_name(transform.format)
+            if fmt.name not in self.formats:
+                raise ClientError(f"format: this server cannot write {fmt.name} "
+                                  f"(it writes {', '.join(sorted(self.formats))})")
+            return fmt
+        return info.format if keep and info.format.name in self.formats else None
+
     def _inspect(self, data, fmt):
         raise NotImplementedError
 
     def _render(self, call):
         raise NotImplementedError
+
+    def _transform(self, call):
+        raise NotImplementedError
+
+
+def _merged(transform, defaults):
+    """``defaults`` with the encoder settings ``transform`` sets.
+
+    A clear background cannot flatten anything: the default is used then.
+    """
+    background = transform.background
+    return dataclasses.replace(
+        defaults,
+        quality=transform.quality or defaults.quality,
+        progressive=transform.progressive or defaults.progressive,
+        background=background if background and background not in _CLEAR
+        else defaults.background,
+        filter=transform.filter or defaults.filter)
+
+
+def _canvas(fmt, background):
+    """A pad canvas is transparent where ``fmt`` can show it, else ``background``."""
+    return "transparent" if fmt.alpha else background
+
+
+def _shrinkable(info, upright):
+    """``upright`` when a JPEG source is larger: its decoder can shrink it on load."""
+    full = geometry.oriented((info.width, info.height), info.orientation)
+    if info.format.name != "jpg" or upright == full:
+        return None
+    return upright
 
 
 def _check_complete(fmt, data):

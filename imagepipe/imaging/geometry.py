@@ -1,6 +1,6 @@
 """Resize geometry, computed from the request and the source size alone.
 
-The three modes follow the original command lines:
+The three modes of a stored variant follow the original command lines:
 
 * ``FIT``  ``-resize WxH>``: fit inside, keep aspect, never enlarge;
 * ``PAD``  ``-resize WxH>`` then centre on a W×H canvas (``-gravity center
@@ -8,9 +8,30 @@ The three modes follow the original command lines:
 * ``CROP`` ``-resize WxH^ -gravity center -crop WxH+0+0``: cover (enlarging
   if needed), then centre-crop to exactly W×H.
 
-Sizes are rounded the way ImageMagick rounds geometry (``floor(x + 0.5)``),
-and offsets the way its centre gravity does (floor of half the difference),
-so both engines and the original agree on every dimension.
+An on-the-fly ``Transform`` (``imagepipe.web.transform``) is made in this
+order, and ``transform_plan`` gives every size and offset of it:
+
+1. EXIF orientation: the source is made upright;
+2. crop box: ``transform.crop`` fractions of the upright source become
+   pixels (``crop_box``);
+3. trim: the uniform border is removed (the engines find it on the pixels,
+   then plan again with that ``trim`` box);
+4. rotate, clockwise by 90, 180 or 270 degrees (``rotated``);
+5. flip: ``h`` mirrors left and right, ``v`` turns upside down;
+6. resize by mode (``fitted``): ``fit`` inside the box, ``fill`` it,
+   ``pad`` to it, ``force`` both sides;
+7. crop (``fill``) or canvas (``pad``) placed by gravity (``placed``);
+8. flatten alpha onto the background when the output format has none;
+9. strip metadata, keeping the colour profile;
+10. encode.
+
+The modes of a stored variant are ``fitted`` too: ``FIT`` and ``PAD`` are
+``fit`` and ``pad`` without enlarging, ``CROP`` is ``fill`` with enlarging,
+all centred.
+
+Sizes are rounded the way ImageMagick rounds geometry (``floor(x + 0.5)``,
+at least 1), and offsets the way its centre gravity does (floor of half the
+difference), so both engines and the original agree on every dimension.
 """
 
 import enum
@@ -59,32 +80,137 @@ class Plan:
         return self.resize
 
 
+@dataclass(frozen=True)
+class TransformPlan:
+    """Every size and offset of one transform of an upright source, in order.
+
+    ``region`` is the crop box cut from the upright source, ``trim`` the box
+    then kept by trimming (in the region's pixels); None cuts nothing.
+    ``fit`` resizes, crops or pads what is left once rotated and flipped.
+    """
+
+    region: Box | None
+    trim: Box | None
+    fit: Plan
+
+    @property
+    def output(self):
+        """The final width and height."""
+        return self.fit.output
+
+
+_PLAIN = {Mode.FIT: "fit", Mode.PAD: "pad", Mode.CROP: "fill"}
+
+# Gravity along each axis: 0 the near edge (west, north), 1 the centre, 2 the far edge.
+_ACROSS = {"west": 0, "east": 2}
+_DOWN = {"north": 0, "south": 2}
+
+
+def _rounded(value):
+    return int(math.floor(value + 0.5))
+
+
 def _scaled(length, scale):
-    return max(1, int(math.floor(length * scale + 0.5)))
+    return max(1, _rounded(length * scale))
 
 
 def plan(source, box, mode):
     """The ``Plan`` turning a ``source`` (w, h) into ``box`` (w, h) by ``mode``."""
-    sw, sh = source
     if box is None:
-        return Plan(resize=(sw, sh))
+        return Plan(resize=tuple(source))
+    return fitted(source, box, _PLAIN[mode], enlarge=mode is Mode.CROP)
+
+
+def fitted(source, box, mode, enlarge=False, gravity="center", focus=None):
+    """The ``Plan`` turning ``source`` (w, h) into ``box`` (w or None, h or None).
+
+    ``mode`` is ``fit``, ``fill``, ``pad`` or ``force`` (the last three need
+    both sides); without ``enlarge`` no side grows.  ``gravity`` (and
+    ``focus``, fractions (x, y)) places the crop of ``fill`` and the image on
+    the canvas of ``pad`` (where ``focus`` is the centre).
+    """
+    sw, sh = source
     bw, bh = box
-    if mode is Mode.CROP:
-        scale = max(bw / sw, bh / sh)
-        rw, rh = (bw, _scaled(sh, scale)) if bw / sw >= bh / sh else (_scaled(sw, scale), bh)
-        rw, rh = max(rw, bw), max(rh, bh)
-        crop = Box((rw - bw) // 2, (rh - bh) // 2, bw, bh)
-        return Plan(resize=(rw, rh), crop=None if (rw, rh) == (bw, bh) else crop)
-    if sw <= bw and sh <= bh:
-        resized = (sw, sh)
-    elif bw / sw <= bh / sh:
-        resized = (bw, _scaled(sh, bw / sw))
-    else:
-        resized = (_scaled(sw, bh / sh), bh)
-    if mode is Mode.PAD and resized != (bw, bh):
-        rw, rh = resized
-        return Plan(resize=resized, canvas=Box((bw - rw) // 2, (bh - rh) // 2, bw, bh))
-    return Plan(resize=resized)
+    if bw is None and bh is None:
+        return Plan(resize=(sw, sh))
+    if mode == "force":
+        return Plan(resize=(bw if enlarge or bw <= sw else sw, bh if enlarge or bh <= sh else sh))
+    ratios = [b / s for b, s in ((bw, sw), (bh, sh)) if b is not None]
+    scale = max(ratios) if mode == "fill" else min(ratios)
+    if not enlarge:
+        scale = min(scale, 1.0)
+    # The side that sets the scale meets its box exactly, whatever the float error.
+    rw, rh = (b if b is not None and scale == b / s else _scaled(s, scale)
+              for b, s in ((bw, sw), (bh, sh)))
+    if mode == "fill":
+        inner = (min(bw, rw), min(bh, rh))
+        if inner == (rw, rh):
+            return Plan(resize=(rw, rh))
+        left, top = placed((rw, rh), inner, gravity, focus)
+        return Plan(resize=(rw, rh), crop=Box(left, top, *inner))
+    if mode == "pad" and (rw, rh) != (bw, bh):
+        left, top = placed((bw, bh), (rw, rh), "center" if gravity == "focus" else gravity)
+        return Plan(resize=(rw, rh), canvas=Box(left, top, bw, bh))
+    return Plan(resize=(rw, rh))
+
+
+def placed(outer, inner, gravity, focus=None):
+    """The (left, top) of ``inner`` (w, h) inside ``outer`` (w, h), placed by ``gravity``.
+
+    West and north put it at the near edge, east and south at the far edge,
+    centre at the floor of half the difference; the corners combine both.
+    ``focus`` centres it on the point ``(x, y)`` (fractions of ``outer``),
+    offsets floored as for the centre (so (0.5, 0.5) is the centre), kept
+    inside ``outer``.
+    """
+    if gravity == "focus":
+        return tuple(min(max(math.floor(fraction * o - i / 2), 0), o - i)
+                     for fraction, o, i in zip(focus, outer, inner))
+    across = next((w for name, w in _ACROSS.items() if gravity.endswith(name)), 1)
+    down = next((w for name, w in _DOWN.items() if gravity.startswith(name)), 1)
+    return ((outer[0] - inner[0]) * across // 2, (outer[1] - inner[1]) * down // 2)
+
+
+def crop_box(size, fractions):
+    """The ``Box`` of ``size`` (w, h) that ``fractions`` (left, top, right, bottom) name.
+
+    Each edge is rounded like a size; the box keeps at least one pixel.
+    """
+    (left, right), (top, bottom) = (_span(start, end, length) for start, end, length in
+                                    ((fractions[0], fractions[2], size[0]),
+                                     (fractions[1], fractions[3], size[1])))
+    return Box(left, top, right - left, bottom - top)
+
+
+def _span(start, end, length):
+    first = min(_rounded(start * length), length - 1)
+    return first, min(max(_rounded(end * length), first + 1), length)
+
+
+def rotated(size, degrees):
+    """The (w, h) of ``size`` once rotated by ``degrees`` (a multiple of 90)."""
+    width, height = size
+    return (height, width) if degrees % 180 == 90 else (width, height)
+
+
+def transform_plan(upright, transform, trim=None):
+    """The ``TransformPlan`` of ``transform`` on an ``upright`` (w, h) source.
+
+    ``trim`` is the box trimming keeps, in the pixels of the crop box (or of
+    the source when there is none); None before it is known, or when the
+    transform does not trim.  Boxes that keep everything become None.
+    """
+    region = crop_box(upright, transform.crop) if transform.crop else None
+    if region == Box(0, 0, *upright):
+        region = None
+    size = (region.width, region.height) if region else tuple(upright)
+    if trim == Box(0, 0, *size):
+        trim = None
+    if trim:
+        size = (trim.width, trim.height)
+    fit = fitted(rotated(size, transform.rotate), (transform.width, transform.height),
+                 transform.mode, transform.enlarge, transform.gravity, transform.focus)
+    return TransformPlan(region=region, trim=trim, fit=fit)
 
 
 def oriented(size, orientation):

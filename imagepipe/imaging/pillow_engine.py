@@ -2,10 +2,12 @@
 
 After the shared checks (``imagepipe.imaging.engine``), ``PillowEngine``
 opens the bytes with only the sniffed format allowed, decodes once with
-``draft`` (JPEG shrink-on-load, DCT scaling) sized for the largest variant,
-applies EXIF orientation, and makes the variants largest first, each resized
-from the smallest image already made that is at least twice its size (the
-cascade of ``geometry.base_for``).  Resizes use ``reducing_gap``: a fast
+``draft`` (JPEG shrink-on-load, DCT scaling) sized for the largest resize,
+and applies EXIF orientation.  ``render`` then makes the variants largest
+first, each resized from the smallest image already made that is at least
+twice its size (the cascade of ``geometry.base_for``); ``transform`` cuts,
+trims, rotates, flips and resizes as its ``geometry.TransformPlan`` says.
+Both finish (crop, pad, flatten, encode) through ``_finish``.  Resizes use ``reducing_gap``: a fast
 integer ``reduce`` down to three times the target, then the filter proper,
 which Pillow documents as indistinguishable from a full resample.
 
@@ -18,14 +20,16 @@ Runs in worker threads: plain synchronous code; Pillow releases the
 interpreter lock while it decodes, resizes and encodes.
 """
 
+import contextlib
+import functools
 import io
 import re
 import struct
 
-from PIL import GifImagePlugin, Image, ImageCms, ImageColor, UnidentifiedImageError
+from PIL import GifImagePlugin, Image, ImageChops, ImageCms, ImageColor, UnidentifiedImageError
 
 from imagepipe.errors import ClientError, TooLarge
-from imagepipe.imaging import SourceInfo, geometry
+from imagepipe.imaging import Rendered, SourceInfo, geometry
 from imagepipe.imaging.engine import Engine
 from imagepipe.imaging.formats import FORMATS
 
@@ -61,6 +65,15 @@ _UPRIGHT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+# Clockwise rotation and flip of a transform -> the transpose doing it.
+_TURNS = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
+          270: Image.Transpose.ROTATE_90}
+_FLIPS = {"h": Image.Transpose.FLIP_LEFT_RIGHT, "v": Image.Transpose.FLIP_TOP_BOTTOM}
+
+# How far a pixel's channels may stray from the border colour and still be
+# trimmed with it: 10 % of the range.
+TRIM_FUZZ = 0.10
 
 _ORIENTATION = 0x0112
 _RGBA = re.compile(r"^rgba\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*([\d.]+)\s*\)$")
@@ -106,33 +119,61 @@ class PillowEngine(Engine):
                           orientation=orientation if orientation in range(1, 9) else 0)
 
     def _render(self, call):
-        try:
-            source = self._decode(call)
+        with self._failures(call.info.format):
+            complete = any(call.verbatim(i) for i in range(len(call.variants)))
+            source = self._decode(call.data, call.info, call.shrink_to, call.animated, complete)
             call.deadline.check()
             return self._variants(call, source)
+
+    def _transform(self, call):
+        with self._failures(call.info.format):
+            picture = self._decode(call.data, call.info, call.shrink_to, call.animated)
+            call.deadline.check()
+            fmt = call.output(picture.alpha)
+            plan = call.plan
+            picture = picture.cut(plan.region)
+            if call.transform.trim:
+                plan = self.trimmed(call, trim_box(picture.frames[0]))
+                picture = picture.cut(plan.trim)
+            picture = picture.turned(call.transform.rotate, call.transform.flip)
+            count = len(picture.frames) if fmt.animation else 1
+            if picture.size != plan.fit.resize:
+                picture = picture.resized(plan.fit.resize, count, call.options.filter)
+            call.deadline.check()
+            data = _finish(picture, count, plan.fit, fmt, call.options, call.canvas(fmt))
+            return Rendered(data, fmt, *plan.output)
+
+    @contextlib.contextmanager
+    def _failures(self, fmt):
+        """Report Pillow's failures on ``fmt`` data as ``ClientError`` or ``TooLarge``."""
+        try:
+            yield
         except Image.DecompressionBombError:
             raise self._bomb() from None
         except UnidentifiedImageError:
-            raise ClientError(f"image: cannot process {call.info.format.coder} data: "
-                              f"not a valid {call.info.format.coder} file") from None
+            raise ClientError(f"image: cannot process {fmt.coder} data: "
+                              f"not a valid {fmt.coder} file") from None
         except _DECODE_ERRORS as error:
-            raise ClientError(f"image: cannot process {call.info.format.coder} data: "
+            raise ClientError(f"image: cannot process {fmt.coder} data: "
                               f"{_text(error)}") from None
 
     def _bomb(self):
         return TooLarge(f"image: larger than max_pixels ({self.limits.max_pixels}) "
                         f"once decoded")
 
-    def _decode(self, call):
-        """The upright source as a ``_Picture``: every frame if kept, else the first."""
-        info = call.info
-        with _open(call.data, info.format) as image:
-            if info.format.name == "jpg" and call.largest != (info.width, info.height):
-                image.draft("RGB", geometry.oriented(call.largest, info.orientation))
+    def _decode(self, data, info, shrink_to, animated, complete=False):
+        """The upright source as a ``_Picture``: every frame if ``animated``, else the first.
+
+        A JPEG is decoded no smaller than ``shrink_to`` (upright) when given;
+        ``complete`` decodes every frame even when only the first is kept.
+        """
+        with _open(data, info.format) as image:
+            if shrink_to:
+                image.draft("RGB", geometry.oriented(shrink_to, info.orientation))
             icc = image.info.get("icc_profile") or None
             exif = image.getexif()
             loop = image.info.get("loop")
-            count = info.frames if call.animated else 1
+            count = info.frames if animated else 1
             frames, durations = [], []
             for index in range(count):
                 image.seek(index)
@@ -144,7 +185,7 @@ class PillowEngine(Engine):
                 else:
                     frames.append(image)  # loaded: its pixels outlive the file
                 durations.append(image.info.get("duration", 0))
-            if any(call.verbatim(i) for i in range(len(call.variants))):
+            if complete:
                 _load_every_frame(image, info.frames)
         self.check_pixels(*frames[0].size, len(frames))
         frames, icc = _normalised(frames, icc)
@@ -172,7 +213,8 @@ class PillowEngine(Engine):
                 picture = picture.resized(plan.resize, count, call.options.filter)
                 call.deadline.check()
                 bases.insert(0, picture)
-            results[index] = _finish(picture, count, plan, fmt, call.options)
+            results[index] = _finish(picture, count, plan, fmt, call.options,
+                                     call.canvas(fmt))
             call.deadline.check()
         return results
 
@@ -192,6 +234,25 @@ class _Picture:
         """Width and height of every frame."""
         return self.frames[0].size
 
+    @property
+    def alpha(self):
+        """True when the frames have an alpha channel."""
+        return self.frames[0].mode == "RGBA"
+
+    def cut(self, box):
+        """Every frame cut to ``box`` (a ``geometry.Box``; None: unchanged)."""
+        if box is None:
+            return self
+        return self.with_frames([_cropped(frame, box) for frame in self.frames])
+
+    def turned(self, rotate, flip):
+        """Every frame rotated clockwise by ``rotate`` degrees, then flipped (``h`` or ``v``)."""
+        frames = self.frames
+        for transpose in (_TURNS.get(rotate), _FLIPS.get(flip)):
+            if transpose is not None:
+                frames = [frame.transpose(transpose) for frame in frames]
+        return self if frames is self.frames else self.with_frames(frames)
+
     def resized(self, size, count, filter_name):
         """The first ``count`` frames resized to ``size``."""
         resample = _FILTERS.get(filter_name, Image.Resampling.LANCZOS)
@@ -204,20 +265,43 @@ class _Picture:
         return _Picture(frames, self.durations, self.loop, self.icc, self.exif)
 
 
-def _finish(picture, count, plan, fmt, options):
-    """Crop or pad a resized picture, then flatten and encode it."""
+def _finish(picture, count, plan, fmt, options, canvas):
+    """Crop or pad (on a ``canvas`` colour) a resized picture, then flatten and encode it."""
     frames = picture.frames[:count]
     if plan.crop:
-        box = plan.crop
-        frames = [frame.crop((box.left, box.top, box.left + box.width, box.top + box.height))
-                  for frame in frames]
+        frames = [_cropped(frame, plan.crop) for frame in frames]
     if not fmt.alpha:
         frames = [_flattened(frame, options.background) for frame in frames]
     if plan.canvas:
-        box = plan.canvas
-        fill = (0, 0, 0, 0) if fmt.alpha else _colour(options.background)[:3]
-        frames = [_padded(frame, box, fill) for frame in frames]
+        fill = _colour(canvas) if fmt.alpha else _colour(canvas)[:3]
+        frames = [_padded(frame, plan.canvas, fill) for frame in frames]
     return _encode(picture.with_frames(frames), fmt, options)
+
+
+def _cropped(frame, box):
+    return frame.crop((box.left, box.top, box.left + box.width, box.top + box.height))
+
+
+def trim_box(frame):
+    """The ``geometry.Box`` left once the uniform border of ``frame`` is trimmed, or None.
+
+    The border is the colour of the top-left pixel, give or take
+    ``TRIM_FUZZ`` on every channel; when that pixel is fully transparent,
+    only alpha counts (hidden colours do not).  None when nothing differs
+    from it: a uniform picture is kept whole.  Both engines trim with this
+    one rule (Wand hands its first frame over), so they agree.
+    """
+    corner = frame.getpixel((0, 0))
+    bands = ImageChops.difference(frame, Image.new(frame.mode, frame.size, corner)).split()
+    if frame.mode == "RGBA" and corner[3] == 0:
+        bands = bands[3:]
+    differs = functools.reduce(ImageChops.lighter, bands)
+    limit = round(TRIM_FUZZ * 255)
+    found = differs.point([0] * (limit + 1) + [255] * (255 - limit)).getbbox()
+    if found is None:
+        return None
+    left, top, right, bottom = found
+    return geometry.Box(left, top, right - left, bottom - top)
 
 
 def _flattened(frame, background):

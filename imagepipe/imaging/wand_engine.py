@@ -2,13 +2,19 @@
 
 After the shared checks (``imagepipe.imaging.engine``), ``WandEngine``
 decodes once with shrink-on-load (``jpeg:size``) sized for the largest
-variant, applies EXIF orientation, and makes the variants largest first,
-each resized from the smallest image already made that is at least twice its
-size (a cascade), else from the decoded source.  All geometry comes from
-``imagepipe.imaging.geometry``.
+resize and applies EXIF orientation.  ``render`` then makes the variants
+largest first, each resized from the smallest image already made that is at
+least twice its size (a cascade), else from the decoded source;
+``transform`` cuts, trims, rotates, flips and resizes as its
+``geometry.TransformPlan`` says.  Both finish (crop, pad, flatten, strip,
+encode) through ``_finish``.  All geometry comes from
+``imagepipe.imaging.geometry``; the trim box from the Pillow engine's
+``trim_box``, so that both engines trim alike.
 
 Runs in worker threads: plain synchronous code, one Wand image per call.
 """
+
+import contextlib
 
 from wand.color import Color
 from wand.api import library
@@ -17,7 +23,7 @@ from wand.image import ORIENTATION_TYPES, Image
 from wand.resource import limits as magick_limits
 
 from imagepipe.errors import ClientError, TooLarge
-from imagepipe.imaging import SourceInfo, geometry
+from imagepipe.imaging import Rendered, SourceInfo, geometry
 from imagepipe.imaging.engine import Engine
 
 
@@ -49,30 +55,46 @@ class WandEngine(Engine):
                                f"({limit})")
 
     def _render(self, call):
-        try:
-            with self._decode(call) as source:
+        with _failures(call.info.format):
+            with self._decode(call.data, call.info, call.shrink_to, call.animated,
+                              call.deadline) as source:
                 return self._variants(call, source)
-        except ResourceLimitError as error:
-            raise TooLarge(f"image: ImageMagick resource limit hit: {_text(error)}") from None
-        except (BaseError, WandRuntimeError) as error:
-            raise ClientError(f"image: cannot process {call.info.format.coder} data: "
-                              f"{_text(error)}") from None
 
-    def _decode(self, call):
-        info = call.info
+    def _transform(self, call):
+        with _failures(call.info.format):
+            with self._decode(call.data, call.info, call.shrink_to, call.animated,
+                              call.deadline) as image:
+                fmt = call.output(bool(image.alpha_channel))
+                plan = call.plan
+                _cut(image, plan.region)
+                if call.transform.trim:
+                    plan = self.trimmed(call, _trim_box(image))
+                    _cut(image, plan.trim)
+                _turn(image, call.transform.rotate, call.transform.flip)
+                if image.size != plan.fit.resize:
+                    image.resize(*plan.fit.resize, filter=call.options.filter)
+                call.deadline.check()
+                data = _finish(image, plan.fit, fmt, call.options, call.canvas(fmt))
+                return Rendered(data, fmt, *plan.output)
+
+    def _decode(self, data, info, shrink_to, animated, deadline):
+        """The upright source, coalesced: every frame if ``animated``, else the first.
+
+        A JPEG is decoded no smaller than ``shrink_to`` (upright) when given.
+        """
         image = Image()
         try:
-            if info.format.name == "jpg" and call.largest != (info.width, info.height):
-                w, h = geometry.oriented(call.largest, info.orientation)
+            if shrink_to:
+                w, h = geometry.oriented(shrink_to, info.orientation)
                 image.options["jpeg:size"] = f"{w}x{h}"
-            image.read(blob=call.data, format=info.format.coder)
+            image.read(blob=data, format=info.format.coder)
             if len(image.sequence) > 1:
                 image.coalesce()
-                if not call.animated:
+                if not animated:
                     first = Image(image=image.sequence[0])
                     image.close()
                     image = first
-            call.deadline.check()
+            deadline.check()
             if info.orientation not in (0, 1):
                 image.auto_orient()
             _reset_pages(image)
@@ -97,7 +119,8 @@ class WandEngine(Engine):
                         image.resize(*plan.resize, filter=call.options.filter)
                         call.deadline.check()
                         bases.insert(0, image.clone())
-                    results[index] = _finish(image, plan, call.outputs[index], call.options)
+                    fmt = call.outputs[index]
+                    results[index] = _finish(image, plan, fmt, call.options, call.canvas(fmt))
                     call.deadline.check()
                 finally:
                     image.close()
@@ -107,16 +130,56 @@ class WandEngine(Engine):
         return results
 
 
-def _finish(image, plan, fmt, options):
-    """Crop or pad a resized image, then flatten, strip and encode it."""
+@contextlib.contextmanager
+def _failures(fmt):
+    """Report ImageMagick's failures on ``fmt`` data as ``ClientError`` or ``TooLarge``."""
+    try:
+        yield
+    except ResourceLimitError as error:
+        raise TooLarge(f"image: ImageMagick resource limit hit: {_text(error)}") from None
+    except (BaseError, WandRuntimeError) as error:
+        raise ClientError(f"image: cannot process {fmt.coder} data: {_text(error)}") from None
+
+
+def _cut(image, box):
+    """Cut every frame to ``box`` (a ``geometry.Box``; None: leave it)."""
+    if box is None:
+        return
+    _each_frame(image, lambda: library.MagickCropImage(image.wand, box.width, box.height,
+                                                       box.left, box.top))
+    _reset_pages(image)
+
+
+def _turn(image, rotate, flip):
+    """Rotate every frame clockwise by ``rotate`` degrees, then flip it (``h`` or ``v``)."""
+    if rotate:
+        with Color("transparent") as corners:  # never shows: multiples of 90 degrees
+            _each_frame(image, lambda: library.MagickRotateImage(image.wand, corners.resource,
+                                                                 rotate))
+    if flip:
+        mirror = library.MagickFlopImage if flip == "h" else library.MagickFlipImage
+        _each_frame(image, lambda: mirror(image.wand))
+    if rotate or flip:
+        _reset_pages(image)
+
+
+def _trim_box(image):
+    """The box trimming keeps, found on the first frame by the shared rule."""
+    from imagepipe.imaging.pillow_engine import trim_box
+
+    with Image(image=image.sequence[0]) as first:
+        return trim_box(_as_pillow(first))
+
+
+def _finish(image, plan, fmt, options, canvas):
+    """Crop or pad (on a ``canvas`` colour) a resized image, then flatten, strip and encode it."""
     if plan.crop:
         box = plan.crop
         image.crop(box.left, box.top, width=box.width, height=box.height)
     elif plan.canvas:
         box = plan.canvas
-        transparent = fmt.alpha
-        image.background_color = Color("transparent" if transparent else options.background)
-        if transparent:
+        image.background_color = Color(canvas)
+        if fmt.alpha:
             image.alpha_channel = "set"
         _each_frame(image, lambda: library.MagickExtentImage(
             image.wand, box.width, box.height, -box.left, -box.top))
@@ -149,18 +212,23 @@ def _finish(image, plan, fmt, options):
 
 def _animated_webp(image, options):
     """Hand the rendered frames to the shared animated WebP writer (see there why)."""
-    from PIL import Image as Picture
-
     from imagepipe.imaging.pillow_engine import animated_webp
 
     frames, durations = [], []
     for index in range(len(image.sequence)):
         with Image(image=image.sequence[index]) as frame:
-            frame.depth = 8
-            mode = "RGBA" if frame.alpha_channel else "RGB"
-            frames.append(Picture.frombytes(mode, frame.size, frame.make_blob(mode)))
+            frames.append(_as_pillow(frame))
             durations.append(round(frame.delay * 1000 / (frame.ticks_per_second or 100)))
     return animated_webp(frames, durations, image.loop, options.quality)  # loop: plays
+
+
+def _as_pillow(frame):
+    """A single-frame Wand image as an 8-bit Pillow image (RGB, or RGBA with alpha)."""
+    from PIL import Image as Picture
+
+    frame.depth = 8
+    mode = "RGBA" if frame.alpha_channel else "RGB"
+    return Picture.frombytes(mode, frame.size, frame.make_blob(mode))
 
 
 def _encode(image, fmt, progressive=False):
