@@ -19,7 +19,7 @@ setup(
               "twisted.plugins"],
     package_data={"imagepipe.imaging": ["magick/policy.xml"]},
     install_requires=[
-        "Twisted>=23.10",
+        "Twisted[tls]>=23.10",  # tls: https origins
         "txZMQ>=1.0",
         "pyzmq>=25",
         "configobj>=5.0.8",

@@ -26,5 +26,21 @@ class TooLarge(ImagepipeError):
     """A configured limit was hit; the message names the limit."""
 
 
+class SourceTooLarge(TooLarge):
+    """A source fetched from an origin is larger than allowed (HTTP 413)."""
+
+
+class SourceMissing(ImagepipeError):
+    """The source of an on-the-fly request does not exist (HTTP 404)."""
+
+
+class OriginError(ImagepipeError):
+    """An origin server failed or answered wrongly (HTTP 502)."""
+
+
+class OriginTimeout(ImagepipeError):
+    """An origin server did not answer in time (HTTP 504)."""
+
+
 class ConfigError(Exception):
     """The configuration cannot be used; the message is one line for the operator."""

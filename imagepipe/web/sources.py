@@ -1,0 +1,92 @@
+"""Where on-the-fly sources come from: the stored tree, or HTTP origins.
+
+Every source offers the same three things to the renderer
+(``imagepipe.web.render``):
+
+* ``version(path)``: a cheap text naming the current content, checked on
+  every request that reaches imagepipe to tell whether a cached result is
+  still good; None when it cannot be known without fetching (then a cached
+  result is trusted until it is evicted or invalidated);
+* ``fetch(path)``: a Deferred of ``Fetched``, or ``SourceMissing``;
+* ``blocking``: True when ``read(path)`` (synchronous) should run inside the
+  render job instead, which saves a thread hop for local files.
+
+An S3 source fits the same shape: ``version`` from a HEAD's ETag or None,
+``fetch`` a GET.
+"""
+
+import os
+from dataclasses import dataclass
+
+from twisted.application.service import Service
+from twisted.internet import defer
+
+from imagepipe.errors import OperationFailed, SourceMissing
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The bytes of a source and the version they are."""
+
+    data: bytes
+    version: str
+    modified: float | None = None  # seconds since the epoch, when known
+
+
+def tree_version(info):
+    """The version text of a tree file from its ``os.stat_result``."""
+    return f"{info.st_size:x}-{info.st_mtime_ns:x}"
+
+
+class TreeSource:
+    """Sources are files of the stored tree (``imagepipe.store.Tree``)."""
+
+    blocking = True
+
+    def __init__(self, tree):
+        self.tree = tree
+
+    def version(self, path):
+        """The version of the file at ``path``, or None when there is none."""
+        info = self.tree.stat(path)
+        return None if info is None else tree_version(info)
+
+    def read(self, path):
+        """``Fetched`` for ``path``; ``SourceMissing`` when it is not a file of the tree."""
+        handle = self.tree.open_file(path)
+        if handle is None:
+            raise SourceMissing(f"source: no such image: {path}")
+        with handle:
+            info = os.fstat(handle.fileno())
+            return Fetched(handle.read(), tree_version(info), info.st_mtime)
+
+    def fetch(self, path):
+        """``read`` as a Deferred (for callers that do not run in a thread)."""
+        try:
+            return defer.succeed(self.read(path))
+        except (SourceMissing, OperationFailed) as error:
+            return defer.fail(error)
+
+
+class OriginSource(Service):
+    """Sources are fetched from HTTP origins (``imagepipe.web.origins.HttpOrigins``).
+
+    A service: stopping it drops transfers and pooled connections.
+    """
+
+    blocking = False
+
+    def __init__(self, origins):
+        self.origins = origins
+
+    def stopService(self):
+        Service.stopService(self)
+        return self.origins.close()
+
+    def version(self, path):
+        """Unknown without a request to the origin: None."""
+        return None
+
+    def fetch(self, path):
+        """A Deferred of ``Fetched`` from the origins."""
+        return self.origins.fetch(path)
