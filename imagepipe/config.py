@@ -16,6 +16,7 @@ from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_value
 from validate import Validator, VdtValueError
 
 from imagepipe.errors import ConfigError
+from imagepipe.paths import PathRules
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,89 @@ SETTINGS = (
             "Units: P, KP, MP, GP."),
     Setting("images", "max_frames", "integer(1, 100000)", "500",
             "Most frames accepted in an animated source."),
+    Setting("http", "cache_path", "string", "",
+            "Directory of the on-the-fly result cache; empty means .imagepipe/cache "
+            "under [images] path. Relative paths are taken from the directory of this "
+            "file. nginx serves its files/ subdirectory (examples/nginx/)."),
+    Setting("http", "cache_max_bytes", "byte_size", "1GiB",
+            "Size budget of the result cache; the least recently used results are "
+            "removed beyond it. 0 turns the cache off: every request renders."),
+    Setting("http", "max_age", "duration", "1d",
+            "Cache-Control max-age of on-the-fly results. Units: s, m, h, d."),
+    Setting("http", "accel_redirect", "string", "",
+            "Behind nginx: answer rendered results with X-Accel-Redirect to this "
+            "internal location prefix (e.g. /_imagepipe/) instead of sending the bytes.",
+            example="/_imagepipe/"),
+    Setting("http", "quality", "integer(1, 100)", "80",
+            "Encoder quality of on-the-fly results when the URL gives none."),
+    Setting("http", "auto_avif", "boolean", "false",
+            "Let format auto pick AVIF (before WebP) for clients that accept it. AVIF is "
+            "several times slower to encode."),
+    Setting("http", "sign_keys", "string", "",
+            "File of URL signing keys, one per line (hex, at least 32 digits); the "
+            "first signs (`imagepipe sign`), all verify. Empty: URLs are not signed.",
+            example="signing.keys"),
+    Setting("http/native", "enabled", "boolean", "true",
+            "Serve imagepipe's own URL grammar (docs/on-the-fly.md)."),
+    Setting("http/native", "prefix", "prefix", "/r/",
+            "URL prefix of this dialect: one path segment between slashes."),
+    Setting("http/native", "source", "option('tree', 'origins')", "tree",
+            "Where sources come from: the stored tree, or the [[origins]] HTTP servers."),
+    Setting("http/native", "presets_only", "boolean", "false",
+            "Refuse every option that does not come from a preset (HTTP 403)."),
+    Setting("http/openross", "enabled", "boolean", "false",
+            "Serve OpenRoss URLs: /W/H/MODE/path."),
+    Setting("http/openross", "prefix", "prefix", "/openross/",
+            "URL prefix of this dialect."),
+    Setting("http/openross", "source", "option('tree', 'origins')", "tree",
+            "Where sources come from: tree or origins."),
+    Setting("http/openross", "whitelist", "sizes", "",
+            "The only sizes served, e.g. 72x72, 200x250; empty serves any size up to "
+            "max_size."),
+    Setting("http/openross", "max_size", "size", "2000x2000",
+            "Largest width x height served (OpenRoss's MAX_SIZE)."),
+    Setting("http/openross", "modes", "string_list", "resize, resizecomp, crop, trimresize",
+            "Modes served, of resize, resizecomp, crop and trimresize."),
+    Setting("http/wanelo", "enabled", "boolean", "false",
+            "Serve wanelo image-server URLs: /ns/aaa/bbb/ccc/<23 hex>/WxH-qN.ext."),
+    Setting("http/wanelo", "prefix", "prefix", "/wanelo/",
+            "URL prefix of this dialect."),
+    Setting("http/wanelo", "source", "option('tree', 'origins')", "tree",
+            "Where sources come from: tree or origins."),
+    Setting("http/wanelo", "namespaces", "string_list", "",
+            "Namespaces served; empty serves any."),
+    Setting("http/wanelo", "max_width", "integer(1, 16384)", "2000",
+            "Widest output served."),
+    Setting("http/wanelo", "max_height", "integer(1, 16384)", "2000",
+            "Tallest output served."),
+    Setting("http/phizer", "enabled", "boolean", "false",
+            "Serve phizer URLs: /size-code[/tlx x tly/brx x bry]/name.ext."),
+    Setting("http/phizer", "prefix", "prefix", "/phizer/",
+            "URL prefix of this dialect."),
+    Setting("http/phizer", "source", "option('tree', 'origins')", "origins",
+            "Where sources come from: tree or origins (phizer's master and slaves)."),
+    Setting("http/dirpy", "enabled", "boolean", "false",
+            "Serve Dirpy URLs: /path?resize=...&crop=...&pad=...&transpose=...&save=..."),
+    Setting("http/dirpy", "prefix", "prefix", "/dirpy/",
+            "URL prefix of this dialect."),
+    Setting("http/dirpy", "source", "option('tree', 'origins')", "tree",
+            "Where sources come from: tree or origins."),
+    Setting("http/origins", "master", "string", "",
+            "Base URL sources are fetched from (http or https), for mounts with "
+            "source = origins.", example="https://images.example.com/originals/"),
+    Setting("http/origins", "fallbacks", "string_list", "",
+            "More base URLs, all asked at once when the master misses or fails."),
+    Setting("http/origins", "allow", "string_list", "",
+            "Host names or networks (10.0.0.0/8) fetched from although private, "
+            "loopback or link-local; every other such address is refused."),
+    Setting("http/origins", "connect_timeout", "float(0.1, 600)", "5",
+            "Seconds to connect to an origin (then 504)."),
+    Setting("http/origins", "read_timeout", "float(0.1, 3600)", "10",
+            "Seconds for an origin's whole answer once connected (then 504)."),
+    Setting("http/origins", "max_bytes", "byte_size", "50MiB",
+            "Largest source read from an origin, counted as it arrives (then 413)."),
+    Setting("http/origins", "max_redirects", "integer(0, 20)", "3",
+            "Redirects followed per fetch (then 502)."),
     Setting("imagemagick", "convert", "string", "/usr/bin/convert",
             "Accepted for compatibility and unused: imagepipe calls ImageMagick "
             "in-process through Wand."),
@@ -138,6 +222,17 @@ SECTION_DESCRIPTIONS = {
     "network": "XML-RPC listener and the read-only view of the tree.",
     "replication": "ZeroMQ replication between nodes.",
     "images": "The stored tree and the image work.",
+    "http": "On-the-fly resizing over HTTP and its result cache (docs/on-the-fly.md).",
+    "http/native": "imagepipe's own URL grammar: name:value options, then the source.",
+    "http/native/presets": "Named presets: name = option segments, e.g. "
+                           "thumb = w:150/h:150/m:fill.",
+    "http/openross": "OpenRoss URLs.",
+    "http/wanelo": "wanelo image-server URLs; sources at ns/aaa/bbb/ccc/<hash>/original.",
+    "http/phizer": "phizer URLs.",
+    "http/phizer/sizes": "Size codes: code = W x H constraint, constraint square, max, "
+                         "portrait or landscape, e.g. thumb = 100x100 square.",
+    "http/dirpy": "Dirpy URLs.",
+    "http/origins": "HTTP servers holding the sources of mounts with source = origins.",
     "imagemagick": "ImageMagick (through Wand).",
     "imagemagick/env": "ImageMagick resource limits. Other MAGICK_* variables (for "
                        "example MAGICK_TMPDIR) are exported to ImageMagick as given.",
@@ -190,11 +285,38 @@ _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _check_string_list(value):
-    items = value if isinstance(value, list) else [value]
+    items = value if isinstance(value, list) else str(value).split(",")
     return tuple(item.strip() for item in items if item.strip())
 
 
+_PREFIX = re.compile(r"^/[A-Za-z0-9_.-]{1,64}/$")
+_RESERVED_PREFIXES = {"/images/", "/status/", "/health/", "/RPC2/"}
+_SIZE = re.compile(r"^\s*(\d{1,5})\s*x\s*(\d{1,5})\s*$")
+
+
+def _check_prefix(value):
+    text = str(value).strip()
+    if not _PREFIX.match(text) or text in _RESERVED_PREFIXES or text[1] == ".":
+        raise VdtValueError(value)
+    return text
+
+
+def _check_size(value):
+    match = _SIZE.match(str(value))
+    if not match or not all(1 <= int(side) <= 16384 for side in match.groups()):
+        raise VdtValueError(value)
+    return int(match.group(1)), int(match.group(2))
+
+
+def _check_sizes(value):
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(_check_size(item) for item in items if str(item).strip())
+
+
 CHECKS = {
+    "prefix": _check_prefix,
+    "size": _check_size,
+    "sizes": _check_sizes,
     "duration": lambda value: float(_quantity(value, _DURATION_UNITS)),
     "string_list": _check_string_list,
     "byte_size": lambda value: _quantity(value, _UNITS),
@@ -213,7 +335,11 @@ _EXPECTED = {
     "endpoints": "ZeroMQ endpoints such as tcp://127.0.0.1:8086, comma separated",
     "directory": "an existing directory",
     "duration": "a duration such as 7d, 12h, 30m or 90s",
-    "string_list": "file names, comma separated",
+    "string_list": "names, comma separated",
+    "prefix": "one URL path segment between slashes, such as /r/ (not /images/, "
+              "/status/, /health/ or /RPC2/)",
+    "size": "a size WxH such as 2000x2000 (sides 1..16384)",
+    "sizes": "sizes WxH, comma separated, such as 72x72, 200x250",
 }
 
 
@@ -231,6 +357,10 @@ def expected(setting):
     return _EXPECTED[name]
 
 
+# Sections whose keys are the operator's own names, each value checked as given.
+FREE_SECTIONS = {"http/native/presets": "string", "http/phizer/sizes": "string"}
+
+
 def _lookup(section):
     return {s.key: s for s in SETTINGS if s.section == section}
 
@@ -242,6 +372,8 @@ def configspec():
         depth = section.count("/") + 1
         name = section.split("/")[-1]
         lines.append("[" * depth + name + "]" * depth)
+        if section in FREE_SECTIONS:
+            lines.append(f"__many__ = {FREE_SECTIONS[section]}")
         for setting in _lookup(section).values():
             default = "" if setting.default is None else f", default={setting.default!r}"
             check = setting.check
@@ -253,10 +385,13 @@ def configspec():
 
 
 def _sections():
+    """Every section in file order; a free section right after its parent's keys."""
     seen = []
     for setting in SETTINGS:
         if setting.section not in seen:
             seen.append(setting.section)
+    for free in FREE_SECTIONS:
+        seen.insert(seen.index(free.rpartition("/")[0]) + 1, free)
     return seen
 
 
@@ -312,6 +447,31 @@ class ImageSettings:
 
 
 @dataclass(frozen=True)
+class MountSettings:
+    """One enabled URL dialect: where it is mounted, its sources and its own settings."""
+
+    dialect: str  # native, openross, wanelo, phizer, dirpy
+    prefix: str  # "/r/"
+    source: str  # "tree" or "origins"
+    settings: object  # the dialect module's settings value
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The ``[http]`` section: the result cache, signing, and the enabled mounts."""
+
+    cache_path: str
+    cache_max_bytes: int
+    max_age: float
+    accel_redirect: str
+    quality: int
+    auto_avif: bool
+    sign_keys: str
+    mounts: tuple  # MountSettings
+    origins: object  # imagepipe.web.origins.OriginSettings, or None
+
+
+@dataclass(frozen=True)
 class MagickSettings:
     """The ``[imagemagick]`` section: resource limits and extra environment."""
 
@@ -331,6 +491,7 @@ class Config:
     replication: ReplicationSettings
     images: ImageSettings
     imagemagick: MagickSettings
+    http: HttpSettings = None
 
 
 _WAND_LIMITS = {
@@ -356,6 +517,8 @@ def load(filename):
             section = "/".join(sections)
             if key is None:
                 raise ConfigError(f"{filename}: [{section}] section is missing or malformed")
+            if section in FREE_SECTIONS:
+                raise ConfigError(f"{filename}: [{section}] {key}: expected a text value")
             setting = _lookup(section)[key]
             if error is False:
                 raise ConfigError(f"{filename}: [{section}] {key} is missing: expected "
@@ -424,6 +587,8 @@ def _typed(filename, raw):
             transliterate_paths=images["transliterate_paths"], engine=images["engine"],
             quality=images["quality"],
             max_pixels=images["max_pixels"], max_frames=images["max_frames"]),
+        http=_http(filename, base, raw["http"], os.path.realpath(root),
+                   PathRules(images["transliterate_paths"])),
         imagemagick=MagickSettings(
             convert=magick["convert"],
             thread_limit=env["MAGICK_THREAD_LIMIT"],
@@ -462,6 +627,95 @@ def _replication(filename, base, section, root):
         max_message_bytes=section["max_message_bytes"], curve_secret_key=secret,
         curve_public_keys=public_dir, curve_subscribe_keys=server_keys,
         forward=section["forward"])
+
+
+DIALECTS = ("native", "openross", "wanelo", "phizer", "dirpy")
+
+
+def _http(filename, base, section, root, rules):
+    """The typed ``[http]`` section; each dialect's settings built and checked here."""
+    mounts, prefixes = [], {}
+    for dialect in DIALECTS:
+        values = section[dialect]
+        if not values["enabled"]:
+            continue
+        where = f"{filename}: [http/{dialect}]"
+        if values["prefix"] in prefixes:
+            raise ConfigError(f"{where} prefix = {values['prefix']!r}: already the prefix "
+                              f"of [http/{prefixes[values['prefix']]}]")
+        prefixes[values["prefix"]] = dialect
+        try:
+            settings = _dialect_settings(dialect, values, rules)
+        except ValueError as error:
+            raise ConfigError(f"{where} {error}") from None
+        mounts.append(MountSettings(dialect, values["prefix"], values["source"], settings))
+    origins = None
+    if section["origins"]["master"]:
+        from imagepipe.web.origins import OriginSettings
+
+        values = section["origins"]
+        try:
+            origins = OriginSettings(
+                master=values["master"], fallbacks=values["fallbacks"], allow=values["allow"],
+                connect_timeout=values["connect_timeout"], read_timeout=values["read_timeout"],
+                max_bytes=values["max_bytes"], max_redirects=values["max_redirects"])
+        except ValueError as error:
+            raise ConfigError(f"{filename}: [http/origins] {error}") from None
+    for mount in mounts:
+        if mount.source == "origins" and origins is None:
+            raise ConfigError(f"{filename}: [http/{mount.dialect}] source = origins: "
+                              f"expected [http/origins] master to be set")
+    sign_keys = os.path.join(base, section["sign_keys"]) if section["sign_keys"] else ""
+    if sign_keys and not os.path.isfile(sign_keys):
+        raise ConfigError(f"{filename}: [http] sign_keys = {section['sign_keys']!r}: "
+                          f"expected an existing file")
+    cache = section["cache_path"]
+    return HttpSettings(
+        cache_path=os.path.join(base, cache) if cache else os.path.join(root, ".imagepipe",
+                                                                        "cache"),
+        cache_max_bytes=section["cache_max_bytes"], max_age=section["max_age"],
+        accel_redirect=section["accel_redirect"], quality=section["quality"],
+        auto_avif=section["auto_avif"], sign_keys=sign_keys, mounts=tuple(mounts),
+        origins=origins)
+
+
+def _dialect_settings(dialect, values, rules):
+    """The settings value of one dialect module; ``ValueError`` names the bad key."""
+    from imagepipe.web.dialects import dirpy, native, openross, phizer, wanelo
+
+    if dialect == "native":
+        presets = {name: tuple(text.strip("/").split("/"))
+                   for name, text in values["presets"].items()}
+        settings = native.NativeSettings(presets=presets, presets_only=values["presets_only"])
+        for name in presets:
+            try:
+                native.parse(f"preset:{name}/check.jpg", None, settings)
+            except ValueError as error:
+                raise ValueError(f"presets: {name} = {values['presets'][name]!r}: "
+                                 f"{error}") from None
+        return settings
+    if dialect == "openross":
+        unknown = set(values["modes"]) - set(openross.MODES)
+        if unknown:
+            raise ValueError(f"modes: unknown {', '.join(sorted(unknown))} (known: "
+                             f"{', '.join(openross.MODES)})")
+        return openross.OpenRossSettings(
+            whitelist=frozenset(values["whitelist"]) if values["whitelist"] else None,
+            max_size=values["max_size"], modes=frozenset(values["modes"]), path_rules=rules)
+    if dialect == "wanelo":
+        return wanelo.WaneloSettings(
+            namespaces=frozenset(values["namespaces"]) if values["namespaces"] else None,
+            max_width=values["max_width"], max_height=values["max_height"])
+    if dialect == "phizer":
+        sizes = {}
+        for code, text in values["sizes"].items():
+            match = re.fullmatch(r"\s*(\d{1,5})\s*x\s*(\d{1,5})\s+(\w+)\s*", text)
+            if not match:
+                raise ValueError(f"sizes: {code} = {text!r}: expected W x H constraint, "
+                                 f"e.g. 100x100 square")
+            sizes[code] = (int(match.group(1)), int(match.group(2)), match.group(3))
+        return phizer.PhizerSettings(sizes=sizes, paths=rules)
+    return dirpy.DirpySettings(paths=rules)
 
 
 def _first_line(error):

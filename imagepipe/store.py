@@ -22,7 +22,11 @@ import stat
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
+from twisted.logger import Logger
+
 from imagepipe.errors import ClientError, OperationFailed
+
+_log = Logger(namespace="imagepipe.store")
 
 TEMP_PREFIX = ".imagepipe-tmp."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -48,6 +52,12 @@ class Change:
     written: tuple = ()  # Written
     moved: tuple = ()  # (src, dst)
     deleted: tuple = ()  # paths
+
+    @property
+    def paths(self):
+        """Every path whose content changed or went away."""
+        return ([w.path for w in self.written] + [p for pair in self.moved for p in pair]
+                + list(self.deleted))
 
 
 @dataclass
@@ -94,6 +104,17 @@ class Tree:
         self.umask = umask
         self.boot = secrets.token_hex(4)
         self._root_fd = os.open(root, _DIR_FLAGS)
+        # Called with each Change once it is in place (from worker threads):
+        # what depends on stored files, such as the result cache, forgets them.
+        self.listeners = []
+
+    def _changed(self, change):
+        for listener in self.listeners:
+            try:
+                listener(change)
+            except Exception:  # noqa: BLE001 - the change itself succeeded
+                _log.failure("after {operation}: a listener failed", operation=change.operation)
+        return change
 
     def close(self):
         """Release the root descriptor."""
@@ -163,7 +184,7 @@ class Tree:
                         raise _os_failure(error, "path", path) from None
                 staged.clear()
                 self._sync(opened)
-            return change
+            return self._changed(change)
         except BaseException:
             self._undo(staged, opened)
             raise
@@ -228,7 +249,7 @@ class Tree:
             for index, (src, dst) in enumerate(pairs):
                 if src != dst:
                     self._rename(src, dst, f"dst_path[{index}]" if len(pairs) > 1 else "dst_path")
-        return change
+        return self._changed(change)
 
     def _rename(self, src, dst, argument):
         opened = _Opened()
@@ -266,7 +287,7 @@ class Tree:
         with commit(change):
             for path in paths:
                 self._unlink(path)
-        return change
+        return self._changed(change)
 
     def _unlink(self, path):
         try:
@@ -295,6 +316,17 @@ class Tree:
             raise OperationFailed(f"{argument}: no such image: {path!r}") from None
         except OSError as error:
             raise _os_failure(error, argument, path) from None
+
+    def stat(self, path):
+        """The ``os.stat_result`` of the regular file at ``path``, or None."""
+        try:
+            with self._parent(path) as (dfd, name):
+                if dfd is None:
+                    return None
+                info = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except OSError:
+            return None
+        return info if stat.S_ISREG(info.st_mode) else None
 
     def open_file(self, path):
         """A binary file object for ``path``, or None when it is not a regular file here."""

@@ -1,5 +1,6 @@
 """twistd entry point: ``Options`` and ``makeService``, which assembles a node."""
 
+import os
 import sys
 
 from twisted.python import usage
@@ -69,12 +70,73 @@ def build(filename, reactor=None):
     links = replication(reactor, config, tree, images, log) if config.replication.enabled else None
     rpc = ImagepipeRPC(images, Authenticator.from_settings(config.network))
     view = TreeResource(tree, settings.rules) if config.network.serve_images else None
-    status_view = Status(workers, __version__)
-    site = ImagepipeSite(Root(rpc, view, status_view), config.network.max_request_bytes)
+    renderer, mounts = on_the_fly(reactor, config, tree, engine, workers, log)
+    status_view = Status(workers, __version__, renderer)
+    from imagepipe.web.health import Health
+
+    root = Root(rpc, view, status_view, Health(engine, workers), mounts)
+    site = ImagepipeSite(root, config.network.max_request_bytes)
     node = Node(reactor, config, site, images, workers, rpc, view, magick)
+    if renderer is not None and "origins" in renderer.sources:
+        renderer.sources["origins"].setServiceParent(node)
     if links is not None:
         links.setServiceParent(node)
     return node
+
+
+def on_the_fly(reactor, config, tree, engine, workers, log):
+    """The renderer and one resource per enabled dialect ({first segment: Mount})."""
+    import importlib
+
+    from imagepipe.web.cache import ResultCache
+    from imagepipe.web.render import Mount, Renderer
+    from imagepipe.web.signing import Signer, read_keys
+    from imagepipe.web.sources import OriginSource, TreeSource
+
+    settings = config.http
+    if not settings.mounts:
+        return None, {}
+    sources = {"tree": TreeSource(tree)}
+    if settings.origins is not None:
+        from imagepipe.web.origins import HttpOrigins
+
+        sources["origins"] = OriginSource(HttpOrigins(reactor, settings.origins))
+    cache = None
+    if settings.cache_max_bytes:
+        try:
+            os.makedirs(settings.cache_path, exist_ok=True)
+            cache = ResultCache(settings.cache_path, settings.cache_max_bytes)
+        except OSError as error:
+            raise ConfigError(f"{config.filename}: [http] cache_path = "
+                              f"{settings.cache_path!r}: cannot use it: "
+                              f"{error.strerror}") from None
+        tree.listeners.append(lambda change: cache.invalidate(change.paths))
+        workers.pool.callInThread(_reconcile, cache, log)
+    signer = None
+    if settings.sign_keys:
+        try:
+            signer = Signer(read_keys(settings.sign_keys))
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"{config.filename}: [http] sign_keys = "
+                              f"{settings.sign_keys!r}: {error}") from None
+    renderer = Renderer(engine, workers, cache, sources, settings)
+    mounts = {}
+    for mount in settings.mounts:
+        dialect = importlib.import_module(f"imagepipe.web.dialects.{mount.dialect}")
+        mounts[mount.prefix.strip("/").encode()] = Mount(
+            mount, dialect.parse, renderer, signer, settings.accel_redirect)
+        log.info("on-the-fly: {dialect} at {prefix} from the {source}", dialect=mount.dialect,
+                 prefix=mount.prefix, source=mount.source)
+    log.info("result cache: {cache}", cache=f"{settings.cache_path}, max "
+             f"{settings.cache_max_bytes} bytes" if cache else "off")
+    return renderer, mounts
+
+
+def _reconcile(cache, log):
+    stray, missing = cache.reconcile()
+    if stray or missing:
+        log.info("result cache: removed {stray} unindexed files and {missing} entries "
+                 "without a file", stray=stray, missing=missing)
 
 
 def replication(reactor, config, tree, images, log):

@@ -43,16 +43,20 @@ def wait_for(predicate, timeout=30.0, interval=0.02, what="condition"):
 
 
 def render_config(sections):
-    """The text of an ini file from {section: {key: value}} (``env`` nests in imagemagick)."""
+    """The text of an ini file from {section: {key: value}}; a dict value is a subsection."""
     lines = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
+
+    def section(name, values, depth):
+        lines.append("[" * depth + name + "]" * depth)
+        for key, value in values.items():  # keys first: configobj needs them before subsections
+            if not isinstance(value, dict):
+                lines.append(f"{key} = {value}")
         for key, value in values.items():
             if isinstance(value, dict):
-                lines.append(f"[[{key}]]")
-                lines.extend(f"{k} = {v}" for k, v in value.items())
-            else:
-                lines.append(f"{key} = {value}")
+                section(key, value, depth + 1)
+
+    for name, values in sections.items():
+        section(name, values, 1)
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""examples/nginx.conf, run by a real nginx in front of a real imagepipe process.
+"""examples/nginx/imagepipe.conf, run by a real nginx in front of a real imagepipe process.
 
 The site file is used as it ships, with its ``@LISTEN@``, ``@ROOT@`` and
 ``@UPSTREAM@`` placeholders substituted, inside a minimal main config that
@@ -8,6 +8,7 @@ nginx is required: CI installs it, and a missing nginx fails these tests.
 
 import http.client
 import io
+import json
 import os
 import re
 import subprocess
@@ -17,10 +18,10 @@ import xmlrpc.client
 import pytest
 from PIL import Image
 
-from conftest import ROOT, free_port, opened, picture, wait_for
+from conftest import ROOT, Server, free_port, opened, picture, wait_for
 
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
-SITE = ROOT / "examples" / "nginx.conf"
+SITE = ROOT / "examples" / "nginx" / "imagepipe.conf"
 
 MAIN_CONF = """\
 {user}
@@ -47,14 +48,15 @@ def nginx_version():
 
 
 class Nginx:
-    """One nginx process serving examples/nginx.conf from a temporary directory."""
+    """One nginx process serving examples/nginx/imagepipe.conf from a temporary directory."""
 
-    def __init__(self, base, images_root, upstream_port):
+    def __init__(self, base, images_root, upstream_port, cache_root):
         self.base = base
         self.port = free_port()
         site = SITE.read_text()
         for token, value in (("@LISTEN@", f"127.0.0.1:{self.port}"),
                              ("@ROOT@", str(images_root)),
+                             ("@CACHE@", str(cache_root)),
                              ("@UPSTREAM@", f"127.0.0.1:{upstream_port}")):
             assert token in site, f"{SITE} lost its {token} placeholder"
             site = site.replace(token, value)
@@ -113,11 +115,30 @@ class Nginx:
 
 
 @pytest.fixture(scope="module")
-def front(server, tmp_path_factory):
-    """nginx with examples/nginx.conf in front of the module's imagepipe."""
-    node = Nginx(tmp_path_factory.mktemp("nginx"), server.root, server.port).start()
+def server(tmp_path_factory):
+    """imagepipe set up as the example config's comments say, Dirpy mounted too."""
+    base = tmp_path_factory.mktemp("node")
+    node = Server(base)
+    node.sections["http"] = {"cache_path": str(base / "cache"), "accel_redirect": "/_imagepipe/",
+                             "dirpy": {"enabled": "true"}}
+    node.start()
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="module")
+def front(server, tmp_path_factory):
+    """nginx with examples/nginx/imagepipe.conf in front of the module's imagepipe."""
+    node = Nginx(tmp_path_factory.mktemp("nginx"), server.root, server.port,
+                 server.base / "cache").start()
+    yield node
+    node.stop()
+
+
+def counts(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/status")
+    return json.loads(connection.getresponse().read())["on_the_fly"]
 
 
 def test_rpc2_is_proxied_to_imagepipe(front, server):
@@ -196,3 +217,81 @@ def test_example_client_works_through_nginx(front, server, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "OK\n"), done.stderr
     assert opened(front.get("/nx/client/c.jpg").body).size == (150, 50)
+
+
+def test_a_miss_is_rendered_once_then_nginx_serves_the_hits(front, server):
+    front.proxy().store_image(xmlrpc.client.Binary(picture(400, 200)), "otf/a.jpg")
+    before = counts(server)
+    miss = front.get("/r/w:100/f:webp/otf/a.jpg")
+    assert miss.status == 200, miss.body
+    assert miss.getheader("Content-Type") == "image/webp"
+    assert opened(miss.body).size == (100, 50)
+    rendered = counts(server)
+    assert rendered["renders"] == before["renders"] + 1
+    for _ in range(3):
+        hit = front.get("/r/w:100/f:webp/otf/a.jpg")
+        assert hit.body == miss.body
+        assert hit.getheader("Content-Type") == "image/webp"
+        assert hit.getheader("Cache-Control") == "max-age=86400"
+        assert hit.getheader("ETag") == miss.getheader("ETag")
+        assert hit.getheader("Last-Modified") == miss.getheader("Last-Modified")
+        assert hit.getheader("X-Content-Type-Options") == "nosniff"
+    assert counts(server) == rendered  # the hits never reached imagepipe
+    revalidated = front.get("/r/w:100/f:webp/otf/a.jpg", **{"If-None-Match": miss.getheader("ETag")})
+    assert revalidated.status == 304
+
+
+def test_the_first_answer_is_sent_by_nginx_from_the_file_imagepipe_wrote(front, server):
+    front.proxy().store_image(xmlrpc.client.Binary(picture(300, 300)), "otf/b.jpg")
+    response = front.get("/r/w:60/otf/b.jpg")
+    cached = server.base / "cache" / "files" / "r" / "w:60" / "otf" / "b.jpg.jpg"
+    assert response.body == cached.read_bytes()
+    assert response.getheader("Cache-Control") == "max-age=86400"
+    assert response.getheader("X-Accel-Redirect") is None
+    assert response.getheader("ETag")
+
+
+def test_dirpy_queries_are_served_by_nginx_once_rendered(front, server):
+    front.proxy().store_image(xmlrpc.client.Binary(picture(400, 200)), "otf/d.jpg")
+    first = front.get("/dirpy/otf/d.jpg?resize=40x40&save=fmt:png")
+    assert first.getheader("Content-Type") == "image/png"
+    assert opened(first.body).size == (40, 20)
+    other = front.get("/dirpy/otf/d.jpg?resize=20x20")
+    assert opened(other.body).size == (20, 10)
+    rendered = counts(server)
+    again = front.get("/dirpy/otf/d.jpg?resize=40x40&save=fmt:png")
+    assert again.body == first.body and counts(server) == rendered
+
+
+def test_format_auto_goes_through_imagepipe_and_varies_on_accept(front, server):
+    front.proxy().store_image(xmlrpc.client.Binary(picture(200, 200)), "otf/auto.jpg")
+    webp = front.get("/r/w:50/f:auto/otf/auto.jpg", Accept="image/webp,*/*")
+    jpeg = front.get("/r/w:50/f:auto/otf/auto.jpg", Accept="*/*")
+    assert webp.getheader("Content-Type") == "image/webp"
+    assert jpeg.getheader("Content-Type") == "image/jpeg"
+    for response in (webp, jpeg):
+        assert response.getheader("Vary") == "Accept"
+        assert opened(response.body).size == (50, 50)
+    before = counts(server)
+    assert front.get("/r/w:50/f:auto/otf/auto.jpg", Accept="image/webp").body == webp.body
+    after = counts(server)
+    assert (after["renders"], after["cache_hits"]) == (before["renders"],
+                                                       before["cache_hits"] + 1)
+
+
+def test_replacing_the_source_stops_nginx_serving_the_old_result(front):
+    proxy = front.proxy()
+    proxy.store_image(xmlrpc.client.Binary(picture(200, 100)), "otf/c.jpg")
+    assert opened(front.get("/r/w:50/otf/c.jpg").body).size == (50, 25)
+    proxy.store_image(xmlrpc.client.Binary(picture(100, 200)), "otf/c.jpg")
+    assert opened(front.get("/r/w:50/otf/c.jpg").body).size == (50, 100)
+    proxy.delete_image("otf/c.jpg")
+    assert front.get("/r/w:50/otf/c.jpg").status == 404
+
+
+def test_errors_pass_through_with_their_message(front):
+    response = front.get("/r/w:abc/otf/a.jpg")
+    assert response.status == 400
+    assert b"width" in response.body
+    assert front.get("/r/w:10/otf/nothing.jpg").status == 404
+    assert front.get("/_imagepipe/r/w:100/f:webp/otf/a.jpg.webp").status == 404  # internal

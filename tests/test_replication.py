@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import hashlib
+import http.client
 import json
 import random
 import signal
@@ -12,7 +13,7 @@ import xmlrpc.client
 import pytest
 import zmq
 
-from conftest import Server, b64, corpus, picture, wait_for
+from conftest import Server, b64, corpus, opened, picture, wait_for
 from imagepipe.replication import messages
 from imagepipe.replication.messages import FileEntry, Message
 
@@ -354,3 +355,28 @@ def test_a_new_node_does_a_full_sync_once_the_journal_is_trimmed(tmp_path):
     finally:
         a.stop(signal.SIGKILL)
         b.stop(signal.SIGKILL)
+
+
+def test_a_replicated_write_invalidates_the_peers_cached_results(cluster):
+    pair = cluster(2).start()
+    a, b = pair.nodes
+    a.proxy().store_image(b64(picture(200, 100)), "otf/p.jpg")
+    wait_for(lambda: converged(pair, ["otf/p.jpg"]), what="the store to replicate")
+    cached = b.root / ".imagepipe" / "cache" / "files" / "r" / "w:50" / "otf" / "p.jpg.jpg"
+    assert opened(http_get(b, "/r/w:50/otf/p.jpg")).size == (50, 25)
+    assert cached.exists()
+    a.proxy().store_image(b64(picture(100, 200)), "otf/p.jpg")
+    wait_for(lambda: not cached.exists(), what="the peer's cached result to go")
+    assert opened(http_get(b, "/r/w:50/otf/p.jpg")).size == (50, 100)
+    a.proxy().delete_image("otf/p.jpg")
+    wait_for(lambda: not cached.exists(), what="the peer's cached result to go again")
+    wait_for(lambda: not (b.root / "otf" / "p.jpg").exists(), what="the delete to replicate")
+
+
+def http_get(node, path):
+    connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    body = response.read()
+    assert response.status == 200, body
+    return body

@@ -81,33 +81,40 @@ class Status(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, workers, version):
+    def __init__(self, workers, version, renderer=None):
         super().__init__()
         self.workers = workers
         self.version = version
+        self.renderer = renderer
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         if self.workers.closing:
             request.setResponseCode(503)
-        return json.dumps({
+        status = {
             "version": self.version,
             "in_flight": self.workers.in_flight,
             "capacity": self.workers.capacity,
             "threads": self.workers.threads,
             "shutting_down": self.workers.closing,
-        }).encode()
+        }
+        if self.renderer is not None:
+            status["on_the_fly"] = dict(self.renderer.counts)
+        return json.dumps(status).encode()
 
 
 class Root(resource.Resource):
-    """Dispatches ``/`` and ``/RPC2`` to XML-RPC, ``/images/`` to the tree, ``/status``."""
+    """Dispatches ``/`` and ``/RPC2`` to XML-RPC, ``/images/`` to the tree, ``/status``,
+    ``/health`` and each on-the-fly mount at its prefix."""
 
-    def __init__(self, rpc, tree=None, status=None):
+    def __init__(self, rpc, tree=None, status=None, health=None, mounts=None):
         super().__init__()
         self.rpc = rpc
         self.tree = tree
         self.status = status
+        self.health = health
+        self.mounts = mounts or {}  # first path segment (bytes) -> resource
 
     def getChild(self, name, request):
         if name in (b"", b"RPC2"):
@@ -116,6 +123,11 @@ class Root(resource.Resource):
             return self.tree
         if name == b"status" and self.status is not None:
             return self.status
+        if name == b"health" and self.health is not None:
+            return self.health
+        mount = self.mounts.get(name)
+        if mount is not None:
+            return mount
         return resource.NoResource("No such resource.")
 
 

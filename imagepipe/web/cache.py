@@ -1,0 +1,291 @@
+"""The on-the-fly result cache: rendered files that nginx can serve by URL.
+
+A result is stored at ``<root>/files/<name>.<format>``, where the name is
+the request path as nginx sees it (``$uri``: percent-decoded, no dot
+segments), plus ``?<query>`` for the dialects that read the query and
+``@<accepted>`` when ``format:auto`` chose the format from ``Accept``; the
+format's extension (the one written, not the one in the URL) gives nginx
+the Content-Type.  So nginx finds a hit with ``try_files
+$uri$is_args$args.jpg $uri$is_args$args.png ...`` without asking imagepipe,
+and every other request reaches imagepipe, which renders, stores and
+answers (or points nginx at the file with ``X-Accel-Redirect``).
+
+``<root>/index.sqlite`` records, per name, the source path and the source
+version it was rendered from, its size and when imagepipe last used it:
+
+* a request whose source version changed renders again (the tree's
+  version is its size and mtime, checked on every request that reaches
+  imagepipe);
+* replacing, moving or deleting a source in the tree (an XML-RPC call or a
+  replicated write) removes its results at once (``invalidate``), so nginx
+  stops serving them too;
+* beyond ``max_bytes`` the least recently used results are removed down to
+  90 % of the budget.  Hits served by nginx alone are seen through the
+  files' access times (``relatime``: at least the first read after a write
+  and one a day).
+
+Files are written to a temporary name and renamed into place, without
+fsync: a cache may lose results in a crash, and ``reconcile`` drops any file
+whose size the index does not confirm when the node starts.  Thread-safe;
+called from worker threads.
+"""
+
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+
+TEMP_PREFIX = ".tmp-"
+_LOW_WATER = 0.9
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    name TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    version TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    used REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_source ON results (source);
+CREATE INDEX IF NOT EXISTS results_used ON results (used);
+"""
+_MAX_COMPONENT = 255
+_MAX_QUERY = 1024
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cached result."""
+
+    name: str
+    source: str
+    version: str
+    size: int
+    format: str  # imagepipe format name (jpg, webp, ...)
+    path: str  # absolute file path
+    mtime: float
+
+    @property
+    def etag(self):
+        """The entity tag nginx gives the same file (hex mtime and size)."""
+        return f'"{int(self.mtime):x}-{self.size:x}"'
+
+
+def cache_name(path, query="", suffix=""):
+    """The cache name of a request, or None when it cannot name a file safely.
+
+    ``path`` is the percent-decoded request path including the mount prefix;
+    ``query`` the raw query string when the dialect reads it; ``suffix`` the
+    format chosen by ``format:auto``.
+    """
+    parts = path.split("/")
+    if parts[0] != "" or len(parts) < 3:
+        return None
+    for part in parts[1:]:
+        if (not part or part.startswith(".") or "\0" in part
+                or len(part.encode("utf-8", "surrogatepass")) > _MAX_COMPONENT):
+            return None
+    name = path[1:]
+    if query:
+        if "/" in query or "\0" in query or len(query) > _MAX_QUERY:
+            return None
+        name = f"{name}?{query}"
+    if suffix:
+        name = f"{name}@{suffix}"
+    if len(name.rpartition("/")[2].encode("utf-8", "surrogatepass")) > _MAX_COMPONENT:
+        return None
+    return name
+
+
+class ResultCache:
+    """Rendered results under ``root``, within ``max_bytes``."""
+
+    def __init__(self, root, max_bytes, clock=time.time):
+        self.root = root
+        self.files = os.path.join(root, "files")
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.lock = threading.Lock()
+        os.makedirs(self.files, exist_ok=True)
+        self.db = sqlite3.connect(os.path.join(root, "index.sqlite"), isolation_level=None,
+                                  check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self.total = self.db.execute("SELECT COALESCE(SUM(size), 0) FROM results").fetchone()[0]
+
+    def close(self):
+        """Close the index."""
+        with self.lock:
+            self.db.close()
+
+    def _path(self, name, fmt):
+        return os.path.join(self.files, f"{name}.{fmt}")
+
+    def lookup(self, name):
+        """The ``Entry`` stored as ``name`` with its file in place, or None."""
+        with self.lock:
+            row = self.db.execute("SELECT source, version, size, format FROM results "
+                                  "WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        path = self._path(name, row[3])
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except OSError:
+            info = None
+        if info is None or info.st_size != row[2]:
+            self._forget([name])
+            return None
+        return Entry(name, row[0], row[1], row[2], row[3], path, info.st_mtime)
+
+    def touch(self, name):
+        """Record a use of ``name`` (a hit served by imagepipe)."""
+        with self.lock:
+            self.db.execute("UPDATE results SET used = ? WHERE name = ?", (self.clock(), name))
+
+    def store(self, name, source, version, data, fmt):
+        """Write ``data`` as ``name`` and index it; the ``Entry``, or None if it cannot be.
+
+        A name that collides with another result's directory (or the other
+        way round) is not cached; the caller answers with the bytes anyway.
+        """
+        path = self._path(name, fmt)
+        directory = os.path.dirname(path)
+        temp = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(8)}")
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with open(temp, "xb") as handle:
+                handle.write(data)
+            os.rename(temp, path)
+            mtime = os.stat(path).st_mtime
+        except (IsADirectoryError, NotADirectoryError, FileExistsError):
+            _unlink(temp)
+            return None
+        with self.lock:
+            old = self.db.execute("SELECT size, format FROM results WHERE name = ?",
+                                  (name,)).fetchone()
+            self.db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                            (name, source, version, len(data), fmt, self.clock()))
+            self.total += len(data) - (old[0] if old else 0)
+            over = self.total > self.max_bytes
+        if old and old[1] != fmt:
+            _unlink(self._path(name, old[1]))
+        if over:
+            self.evict()
+        return Entry(name, source, version, len(data), fmt, path, mtime)
+
+    def invalidate(self, sources):
+        """Remove every result rendered from any of ``sources``; return how many."""
+        sources = list(sources)
+        names = []
+        with self.lock:
+            for start in range(0, len(sources), 500):
+                chunk = sources[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                names += [row[0] for row in self.db.execute(
+                    f"SELECT name FROM results WHERE source IN ({marks})", chunk)]
+        self._forget(names)
+        return len(names)
+
+    def evict(self):
+        """Remove least recently used results until 90 % of ``max_bytes``; return how many."""
+        removed = 0
+        target = self.max_bytes * _LOW_WATER
+        while True:
+            with self.lock:
+                excess = self.total - target
+                if excess <= 0:
+                    return removed
+                rows = self.db.execute("SELECT name, used, format, size FROM results "
+                                       "ORDER BY used LIMIT 64").fetchall()
+            if not rows:
+                return removed
+            doomed, refreshed = [], []
+            for name, used, fmt, size in rows:
+                if excess <= 0:
+                    break
+                try:
+                    read = os.stat(self._path(name, fmt), follow_symlinks=False).st_atime
+                except OSError:
+                    read = 0.0
+                if read > used + 1:
+                    refreshed.append((read, name))  # nginx served it since
+                else:
+                    doomed.append(name)
+                    excess -= size
+            with self.lock:
+                self.db.executemany("UPDATE results SET used = ? WHERE name = ?", refreshed)
+            self._forget(doomed)
+            removed += len(doomed)
+
+    def _forget(self, names):
+        """Remove the files and rows of ``names`` (and directories left empty)."""
+        if not names:
+            return
+        paths = []
+        with self.lock:
+            for name in names:
+                row = self.db.execute("DELETE FROM results WHERE name = ? "
+                                      "RETURNING size, format", (name,)).fetchone()
+                if row:
+                    self.total -= row[0]
+                    paths.append(self._path(name, row[1]))
+        for path in paths:
+            _unlink(path)
+            self._prune(os.path.dirname(path))
+
+    def _prune(self, directory):
+        while directory != self.files and directory.startswith(self.files):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                return
+            directory = os.path.dirname(directory)
+
+    def reconcile(self):
+        """Make files and index agree after a restart; return (files, rows) removed.
+
+        Files from before this call that the index does not know (or whose
+        size it does not confirm) and leftover temporary files go; rows
+        without a file go.  Safe while results are being stored.
+        """
+        started = time.time()
+        with self.lock:
+            known = {f"{name}.{fmt}": (name, size) for name, size, fmt
+                     in self.db.execute("SELECT name, size, format FROM results")}
+        seen, stray = set(), 0
+        for directory, dirs, names in os.walk(self.files):
+            for file_name in names:
+                path = os.path.join(directory, file_name)
+                relative = os.path.relpath(path, self.files)
+                try:
+                    info = os.stat(path, follow_symlinks=False)
+                except OSError:
+                    continue
+                name, size = known.get(relative, (None, None))
+                if size == info.st_size and not file_name.startswith(TEMP_PREFIX):
+                    seen.add(relative)
+                elif info.st_mtime < started:  # not one being written right now
+                    _unlink(path)
+                    stray += 1
+        missing = [name for relative, (name, _) in known.items()
+                   if relative not in seen
+                   and not os.path.exists(os.path.join(self.files, relative))]
+        self._forget(missing)
+        for directory, dirs, names in os.walk(self.files, topdown=False):
+            if directory != self.files and not dirs and not names:
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    pass
+        return stray, len(missing)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,306 @@
+"""On-the-fly resizing over HTTP: a mount per URL dialect, one renderer behind them.
+
+``Mount`` (a Twisted resource at a dialect's prefix) turns a request into a
+``Request(source, Transform)`` with the dialect's pure parser, checks the
+signature, and asks the ``Renderer``, which answers from the result cache
+(``imagepipe.web.cache``) when the source has not changed, and otherwise
+fetches the source, renders it with the engine in the worker pool and
+stores the result.  Concurrent identical requests share one render
+(single-flight).  Errors become statuses in one place, ``STATUSES``.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, unquote_to_bytes
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import http, resource, server
+
+from imagepipe.errors import (Busy, ClientError, OperationFailed, OriginError, OriginTimeout,
+                              SourceMissing, SourceTooLarge, TooLarge)
+from imagepipe.imaging import EncodeOptions
+from imagepipe.imaging.formats import by_name
+from imagepipe.web.cache import cache_name
+from imagepipe.web.dialects import NotAllowed
+from imagepipe.web.signing import BadSignature, canonical_path
+from imagepipe.web.transform import BadTransform
+
+# The one mapping from what went wrong to the HTTP status (docs/on-the-fly.md).
+# Checked in order: the first class that matches wins.
+STATUSES = (
+    (BadTransform, 400),  # malformed request: the message says what
+    (NotAllowed, 403),  # not on the whitelist, presets or namespaces
+    (BadSignature, 403),
+    (SourceMissing, 404),
+    (SourceTooLarge, 413),  # a source from an origin over max_bytes
+    (TooLarge, 422),  # over a pixel, frame, time or size limit: named in the message
+    (ClientError, 422),  # the source is not an image imagepipe can read
+    (Busy, 429),  # the render queue is full (503 while shutting down)
+    (OriginError, 502),
+    (OriginTimeout, 504),
+    (OperationFailed, 500),  # the node cannot read its own tree
+)
+
+
+def status_of(error):
+    """The HTTP status for ``error``; 500 for anything unexpected."""
+    for kind, status in STATUSES:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+@dataclass(frozen=True)
+class Result:
+    """What to answer: a cached file (``entry``) or bytes rendered but not cached."""
+
+    format: object  # imagepipe.imaging.formats.Format
+    entry: object = None  # imagepipe.web.cache.Entry
+    data: bytes = b""
+    modified: float | None = None
+
+
+class Renderer:
+    """Answers parsed requests from the cache or by rendering; counts what it did."""
+
+    log = Logger()
+
+    def __init__(self, engine, workers, cache, sources, settings):
+        self.engine = engine
+        self.workers = workers
+        self.cache = cache  # ResultCache, or None when the cache is off
+        self.sources = sources  # {"tree": TreeSource, "origins": OriginSource}
+        self.settings = settings  # HttpSettings
+        self.defaults = EncodeOptions(quality=settings.quality)
+        self.counts = {"renders": 0, "cache_hits": 0, "shared": 0, "errors": 0}
+        self._flights = {}
+
+    def accepted(self, accept_header):
+        """Formats ``format:auto`` may pick for a client sending ``accept_header``."""
+        offered = _accept(accept_header)
+        wanted = (("avif",) if self.settings.auto_avif else ()) + ("webp",)
+        return tuple(name for name in wanted
+                     if f"image/{name}" in offered and name in self.engine.formats)
+
+    def answer(self, kind, request, name, accept):
+        """A Deferred of the ``Result`` for a parsed ``request`` from source ``kind``.
+
+        ``name`` is its cache name (None: not cacheable); ``accept`` the
+        formats ``format:auto`` may use.
+        """
+        source = self.sources[kind]
+        if self.cache is not None and name is not None:
+            entry = self.cache.lookup(name)
+            if entry is not None:
+                current = source.version(request.source)
+                if current is None or current == entry.version:
+                    self.cache.touch(name)
+                    self.counts["cache_hits"] += 1
+                    return defer.succeed(Result(by_name(entry.format), entry=entry))
+        key = (kind, request.source, request.transform.canonical(), accept, name)
+        waiting = self._flights.get(key)
+        if waiting is not None:
+            self.counts["shared"] += 1
+            d = defer.Deferred()
+            waiting.append(d)
+            return d
+        self._flights[key] = []
+        d = self._render(source, request, name, accept)
+        d.addBoth(self._land, key)
+        return d
+
+    def _land(self, outcome, key):
+        if isinstance(outcome, Result) and outcome.data:
+            self.counts["renders"] += 1
+        for waiting in self._flights.pop(key):
+            if isinstance(outcome, Failure):
+                waiting.errback(outcome)
+            else:
+                waiting.callback(outcome)
+        return outcome
+
+    def _render(self, source, request, name, accept):
+        try:
+            if source.blocking:
+                return self.workers.submit(self._job, source, None, request, name, accept)
+            d = source.fetch(request.source)
+            d.addCallback(lambda fetched: self.workers.submit(
+                self._job, source, fetched, request, name, accept))
+            return d
+        except Busy as error:
+            return defer.fail(error)
+
+    def _job(self, source, fetched, request, name, accept):
+        """In a worker: read (tree), render, store; the ``Result``."""
+        if fetched is None:
+            fetched = source.read(request.source)
+        rendered = self.engine.transform(fetched.data, request.transform, self.defaults, accept)
+        entry = None
+        if self.cache is not None and name is not None:
+            entry = self.cache.store(name, request.source, fetched.version, rendered.data,
+                                     rendered.format.name)
+            if entry is not None and source.blocking \
+                    and source.version(request.source) != fetched.version:
+                # Replaced while rendering: the invalidation may have run already.
+                self.cache.invalidate([request.source])
+                entry = None
+        return Result(rendered.format, entry=entry, data=rendered.data,
+                      modified=fetched.modified)
+
+
+class Mount(resource.Resource):
+    """One URL dialect at its prefix: parse, check, answer."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, mount, parse, renderer, signer=None, accel_redirect=""):
+        super().__init__()
+        self.mount = mount  # MountSettings
+        self.parse = parse  # the dialect module's parse(path, query, settings)
+        self.renderer = renderer
+        self.signer = signer
+        self.accel_redirect = accel_redirect
+        self.reads_query = mount.dialect == "dirpy"
+
+    def render_GET(self, request):
+        try:
+            parsed, name, accept = self._parse(request)
+        except (BadTransform, NotAllowed, BadSignature) as error:
+            return self._error(request, error)
+        d = self.renderer.answer(self.mount.source, parsed, name, accept)
+        d.addCallback(self._send, request, parsed)
+        d.addErrback(lambda failure: self._error(request, failure.value, failure))
+        d.addErrback(self.log.failure, "answering {uri}", uri=request.uri)
+        return server.NOT_DONE_YET
+
+    render_HEAD = render_GET
+
+    def _parse(self, request):
+        """(Request, cache name, accepted formats) from the URL, or a 400/403 error."""
+        raw_path, _, raw_query = request.uri.partition(b"?")
+        prefix = self.mount.prefix.encode("ascii")
+        try:
+            path = unquote_to_bytes(raw_path).decode("utf-8")
+            query = raw_query.decode("ascii")
+        except UnicodeError:
+            raise BadTransform("path: not valid UTF-8 once percent-decoded") from None
+        if "\0" in path:
+            raise BadTransform("path: contains a NUL byte")
+        rest = path[len(prefix):]
+        if self.signer is not None:
+            signature, slash, rest = rest.partition("/")
+            if not slash or not signature:
+                raise BadSignature("signature: missing (expected /<signature>/ after the "
+                                   "prefix)")
+        pairs = parse_qsl(query, keep_blank_values=True) if query else []
+        parsed = self.parse(rest, pairs, self.mount.settings)
+        if self.signer is not None:
+            self.signer.verify(signature, canonical_path(parsed))
+        accept = ()
+        if parsed.transform.format == "auto":
+            accept = self.renderer.accepted(request.getHeader(b"accept"))
+        suffix = (accept[0] if accept else "auto") if parsed.transform.format == "auto" else ""
+        name = cache_name(path, query if self.reads_query else "", suffix)
+        return parsed, name, accept
+
+    def _send(self, result, request, parsed):
+        if request.finished or request._disconnected:
+            return
+        auto = parsed.transform.format == "auto"
+        request.setHeader(b"content-type", result.format.mime.encode())
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"cache-control",
+                          f"max-age={int(self.renderer.settings.max_age)}".encode())
+        if auto:
+            request.setHeader(b"vary", b"Accept")
+        entry = result.entry
+        if entry is not None:
+            tag, modified = entry.etag, entry.mtime
+        else:
+            tag = f'"{hashlib.sha256(result.data).hexdigest()[:24]}"'
+            modified = result.modified
+        cached = request.setETag(tag.encode()) == http.CACHED
+        if modified is not None and request.setLastModified(int(modified)) == http.CACHED:
+            cached = True
+        if cached:
+            request.finish()
+            return
+        if entry is not None and self.accel_redirect:
+            request.setHeader(b"x-accel-redirect",
+                              (self.accel_redirect + quote(f"{entry.name}.{entry.format}",
+                                                           safe="/:,=@")).encode())
+            if auto:
+                request.setHeader(b"x-imagepipe-vary", b"Accept")
+            request.finish()
+            return
+        data = result.data
+        if entry is not None and not data:
+            data = _read(entry.path)
+            if data is None:  # evicted between the lookup and now
+                request.setResponseCode(503)
+                request.setHeader(b"retry-after", b"1")
+                request.setHeader(b"cache-control", b"no-store")
+                request.finish()
+                return
+        request.setHeader(b"content-length", str(len(data)).encode())
+        if request.method != b"HEAD":
+            request.write(data)
+        request.finish()
+
+    def _error(self, request, error, failure=None):
+        status = status_of(error)
+        if status == 429 and getattr(self.renderer.workers, "closing", False):
+            status = 503
+        if status >= 500 and status not in (502, 503, 504):
+            self.log.failure("rendering {uri}", failure, uri=request.uri)
+            message = "internal error (logged)"
+        else:
+            message = str(error)
+        self.renderer.counts["errors"] += 1
+        body = f"{status} {http.RESPONSES.get(status, b'').decode()}: {message}\n".encode()
+        if request.finished or request._disconnected:
+            return None
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        if status in (429, 503):
+            request.setHeader(b"retry-after", b"1")
+        request.setHeader(b"content-length", str(len(body)).encode())
+        if failure is None:
+            return body if request.method != b"HEAD" else b""
+        if request.method != b"HEAD":
+            request.write(body)
+        request.finish()
+        return None
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _accept(header):
+    """The media types an ``Accept`` header admits (q > 0), lowercased."""
+    if not header:
+        return frozenset()
+    types = set()
+    for item in header.decode("latin-1").split(","):
+        kind, *params = item.strip().split(";")
+        quality = 1.0
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            types.add(kind.strip().lower())
+    return frozenset(types)
