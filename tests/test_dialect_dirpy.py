@@ -109,8 +109,14 @@ def test_crop_gravities(gravity, name):
     ("crop=10x10", "crop: a crop by size needs the source size"),
     ("crop=gravity:n", "crop: a crop by size needs the source size"),
     ("resize=10x10&crop=10x10", "crop: a crop by size needs the source size"),
-    ("crop=0,0,10,10", "pixel crop boxes are not supported yet"),
-    ("resize=10x10,fill&crop=0,0,10,10", "pixel crop boxes are not supported yet"),
+    ("resize=10x10&crop=0,0,10,10", "crop=x1,y1,x2,y2 must come before resize"),
+    ("resize=10x10,fill&crop=0,0,10,10", "crop=x1,y1,x2,y2 must come before resize"),
+    ("crop=10,0,10,10", "crop: the box is empty"),
+    ("crop=0,-1,10,10", "must not be negative"),
+    ("crop=0,0,10,99999999", "crop: box coordinate must be a whole number"),
+    ("resize=pct:50&pad=10x10", "pad: cannot follow a resize with pct"),
+    ("resize=pct:50,fill", "resize: pct excludes fill"),
+    ("resize=10x10,grow,shrink", "resize: shrink and grow exclude each other"),
     ("resize=10x10&pad=20x20", "pad: size 20x20 must match the resize box 10x10"),
     ("resize=10x&pad=", "pad: needs both width and height"),
     ("resize=10x10,unlock&pad=10x10", "pad: cannot follow a resize with unlock"),
@@ -127,11 +133,11 @@ def test_crop_gravities(gravity, name):
     ("resize=16385x10", "resize: width must be a whole number 1..16384"),
     ("resize=99999999999999999x10", "resize: width must be a whole number"),
     ("resize=10x10,20x20", "resize: option 'size' given twice"),
-    ("resize=pct:50", "resize: pct sizes need the source size"),
+    ("resize=pct:0", "resize: pct must be a whole number 1..1000"),
+    ("resize=pct:1001", "resize: pct must be a whole number 1..1000"),
     ("resize=pct:abc", "resize: pct must be a whole number"),
     ("pad=0x10", "pad: width must be a whole number"),
     # options
-    ("resize=10x10,grow", "resize: grow (enlarge only, never shrink) cannot be expressed"),
     ("resize=10x10,fill,unlock", "resize: fill and unlock exclude each other"),
     ("resize=10x,unlock", "resize: unlock needs both width and height"),
     ("resize=x10,fill", "resize: fill needs both width and height"),
@@ -192,3 +198,16 @@ def test_bad_paths_are_bad_transforms_naming_the_problem(path, message):
     with pytest.raises(BadTransform) as caught:
         parse(path, q("resize=10x10"))
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("resize=pct:50", Transform(scale=0.5)),
+    ("resize=pct:250,filter:bicubic", Transform(scale=2.5, filter="catrom")),
+    ("resize=10x10,grow", Transform(width=10, height=10, enlarge=True, shrink=False)),
+    ("crop=5,6,70,80", Transform(crop_pixels=(5, 6, 70, 80))),
+    ("crop=5,6,70,80&resize=20x20&pad=bg:fff",
+     Transform(crop_pixels=(5, 6, 70, 80), width=20, height=20, mode="pad", enlarge=True,
+               background="#fff")),
+])
+def test_percent_sizes_grow_and_pixel_boxes(query, expected):
+    assert parse("/a.jpg", q(query)).transform == expected

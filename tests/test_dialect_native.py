@@ -88,3 +88,29 @@ def test_presets_only_mode_refuses_anything_else():
 def test_malformed_urls_are_refused_with_a_reason(path, error, message):
     with pytest.raises(error, match=message):
         parse(path, settings=PRESETS)
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("sc:0.5/a.jpg", Transform(scale=0.5)),
+    ("scale:2/a.jpg", Transform(scale=2.0)),
+    ("w:100/sh:0/e:1/a.jpg", Transform(width=100, enlarge=True, shrink=False)),
+    ("cb:10,20,110,220/w:50/a.jpg", Transform(crop_pixels=(10, 20, 110, 220), width=50)),
+])
+def test_scale_shrink_and_pixel_crop_boxes(path, expected):
+    assert parse(path).transform == expected
+
+
+@pytest.mark.parametrize("path, message", [
+    ("sc:0/a.jpg", "scale: expected a number above 0"),
+    ("sc:11/a.jpg", "scale: expected a number above 0 up to 10"),
+    ("sc:-1/a.jpg", "scale: expected a number such as 0.5"),
+    ("sc:nan/a.jpg", "scale: expected a number such as 0.5"),
+    ("sc:0.5/w:10/a.jpg", "scale: excludes a width"),
+    ("cb:1,2,3/a.jpg", "cropbox: expected left,top,right,bottom"),
+    ("cb:5,5,5,9/a.jpg", "crop: the box is empty"),
+    ("cb:0,0,9,9/c:0,0,1,1/a.jpg", "crop: a box in fractions or in pixels, not both"),
+    ("sh:2/a.jpg", "shrink: expected 0 or 1"),
+])
+def test_bad_scale_shrink_and_pixel_boxes(path, message):
+    with pytest.raises(BadTransform, match=message):
+        parse(path)

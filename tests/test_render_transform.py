@@ -609,3 +609,39 @@ def test_engines_agree_on_the_trimmed_box(engines, data):
     (ww, wh), (pw, ph) = sizes
     assert abs(ww - pw) <= 1 and abs(wh - ph) <= 1
     assert sizes[0] < opened(data).size
+
+
+@pytest.mark.parametrize("scale, size", [(0.5, (30, 20)), (2.0, (120, 80)), (0.01, (1, 1))])
+def test_scale_sizes_the_output_as_a_multiple_of_the_source(engine, scale, size):
+    _, image = made(engine, quadrants(), scale=scale, format="png")
+    assert image.size == size
+
+
+def test_scale_applies_after_the_crop_box_and_rotation(engine):
+    _, image = made(engine, quadrants(), crop=(0, 0, 0.5, 1), rotate=90, scale=2.0,
+                    format="png")
+    assert image.size == (80, 60)
+
+
+@pytest.mark.parametrize("fields, size", [
+    (dict(width=30, enlarge=True, shrink=False), (60, 40)),  # would shrink: kept
+    (dict(width=120, enlarge=True, shrink=False), (120, 80)),  # grows
+    (dict(width=30, height=80, mode="force", enlarge=True, shrink=False), (60, 80)),
+])
+def test_without_shrink_nothing_gets_smaller(engine, fields, size):
+    _, image = made(engine, quadrants(), format="png", **fields)
+    assert image.size == size
+
+
+def test_a_pixel_crop_box_keeps_that_part_clipped_to_the_source(engine):
+    _, image = made(engine, quadrants(), crop_pixels=(30, 20, 500, 500), format="png")
+    assert image.size == (30, 20)
+    assert image.convert("RGB").getpixel((15, 10)) == YELLOW
+    _, image = made(engine, quadrants(), crop_pixels=(0, 0, 30, 20), width=15, format="png")
+    assert image.size == (15, 10)
+    assert close_to(image.convert("RGB").getpixel((7, 5)), RED)
+
+
+def test_a_pixel_crop_box_outside_the_source_is_refused(engine):
+    with pytest.raises(ClientError, match="crop: box 60,0,90,10 lies outside the 60x40 source"):
+        engine.transform(quadrants(), Transform(crop_pixels=(60, 0, 90, 10)), DEFAULTS)

@@ -125,7 +125,7 @@ class TransformCall:
 
         Never with a crop box or trim: they cut the source at full size.
         """
-        if self.transform.crop or self.transform.trim:
+        if self.transform.crop or self.transform.crop_pixels or self.transform.trim:
             return None
         return _shrinkable(self.info, geometry.rotated(self.plan.fit.resize,
                                                        self.transform.rotate))
@@ -214,9 +214,12 @@ class Engine:
         """
         info = self._checked(data)
         upright = geometry.oriented((info.width, info.height), info.orientation)
+        try:
+            plan = geometry.transform_plan(upright, transform)
+        except ValueError as error:  # a pixel crop box outside the source
+            raise ClientError(str(error)) from None
         call = TransformCall(data, info, transform, self._output_format(transform, info, accept),
-                             geometry.transform_plan(upright, transform),
-                             _merged(transform, defaults), Deadline(self.limits.time_limit))
+                             plan, _merged(transform, defaults), Deadline(self.limits.time_limit))
         self.check_output(call.plan.fit, call.frames)
         rendered = self._transform(call)
         call.deadline.check()

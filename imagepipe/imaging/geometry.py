@@ -13,13 +13,14 @@ order, and ``transform_plan`` gives every size and offset of it:
 
 1. EXIF orientation: the source is made upright;
 2. crop box: ``transform.crop`` fractions of the upright source become
-   pixels (``crop_box``);
+   pixels (``crop_box``), or ``transform.crop_pixels`` is clipped to it
+   (``pixel_box``);
 3. trim: the uniform border is removed (the engines find it on the pixels,
    then plan again with that ``trim`` box);
 4. rotate, clockwise by 90, 180 or 270 degrees (``rotated``);
 5. flip: ``h`` mirrors left and right, ``v`` turns upside down;
 6. resize by mode (``fitted``): ``fit`` inside the box, ``fill`` it,
-   ``pad`` to it, ``force`` both sides;
+   ``pad`` to it, ``force`` both sides; ``scale`` forces the size times it;
 7. crop (``fill``) or canvas (``pad``) placed by gravity (``placed``);
 8. flatten alpha onto the background when the output format has none;
 9. strip metadata, keeping the colour profile;
@@ -121,11 +122,12 @@ def plan(source, box, mode):
     return fitted(source, box, _PLAIN[mode], enlarge=mode is Mode.CROP)
 
 
-def fitted(source, box, mode, enlarge=False, gravity="center", focus=None):
+def fitted(source, box, mode, enlarge=False, gravity="center", focus=None, shrink=True):
     """The ``Plan`` turning ``source`` (w, h) into ``box`` (w or None, h or None).
 
     ``mode`` is ``fit``, ``fill``, ``pad`` or ``force`` (the last three need
-    both sides); without ``enlarge`` no side grows.  ``gravity`` (and
+    both sides); without ``enlarge`` no side grows, without ``shrink`` none
+    shrinks.  ``gravity`` (and
     ``focus``, fractions (x, y)) places the crop of ``fill`` and the image on
     the canvas of ``pad`` (where ``focus`` is the centre).
     """
@@ -134,11 +136,14 @@ def fitted(source, box, mode, enlarge=False, gravity="center", focus=None):
     if bw is None and bh is None:
         return Plan(resize=(sw, sh))
     if mode == "force":
-        return Plan(resize=(bw if enlarge or bw <= sw else sw, bh if enlarge or bh <= sh else sh))
+        return Plan(resize=tuple(b if (enlarge or b <= s) and (shrink or b >= s) else s
+                                 for b, s in ((bw, sw), (bh, sh))))
     ratios = [b / s for b, s in ((bw, sw), (bh, sh)) if b is not None]
     scale = max(ratios) if mode == "fill" else min(ratios)
     if not enlarge:
         scale = min(scale, 1.0)
+    if not shrink:
+        scale = max(scale, 1.0)
     # The side that sets the scale meets its box exactly, whatever the float error.
     rw, rh = (b if b is not None and scale == b / s else _scaled(s, scale)
               for b, s in ((bw, sw), (bh, sh)))
@@ -182,6 +187,17 @@ def crop_box(size, fractions):
     return Box(left, top, right - left, bottom - top)
 
 
+def pixel_box(size, box):
+    """The ``Box`` of ``size`` (w, h) that pixel edges ``box`` (left, top, right, bottom)
+    keep once clipped to it; ``ValueError`` when nothing of it is inside."""
+    left, top, right, bottom = box
+    width, height = size
+    if left >= width or top >= height:
+        raise ValueError(f"crop: box {left},{top},{right},{bottom} lies outside the "
+                         f"{width}x{height} source")
+    return Box(left, top, min(right, width) - left, min(bottom, height) - top)
+
+
 def _span(start, end, length):
     first = min(_rounded(start * length), length - 1)
     return first, min(max(_rounded(end * length), first + 1), length)
@@ -199,8 +215,13 @@ def transform_plan(upright, transform, trim=None):
     ``trim`` is the box trimming keeps, in the pixels of the crop box (or of
     the source when there is none); None before it is known, or when the
     transform does not trim.  Boxes that keep everything become None.
+    ``ValueError`` when a pixel crop box lies outside the source.
     """
-    region = crop_box(upright, transform.crop) if transform.crop else None
+    region = None
+    if transform.crop:
+        region = crop_box(upright, transform.crop)
+    elif transform.crop_pixels:
+        region = pixel_box(upright, transform.crop_pixels)
     if region == Box(0, 0, *upright):
         region = None
     size = (region.width, region.height) if region else tuple(upright)
@@ -208,8 +229,13 @@ def transform_plan(upright, transform, trim=None):
         trim = None
     if trim:
         size = (trim.width, trim.height)
-    fit = fitted(rotated(size, transform.rotate), (transform.width, transform.height),
-                 transform.mode, transform.enlarge, transform.gravity, transform.focus)
+    size = rotated(size, transform.rotate)
+    if transform.scale is not None:
+        box = tuple(_scaled(side, transform.scale) for side in size)
+        fit = fitted(size, box, "force", enlarge=True)
+    else:
+        fit = fitted(size, (transform.width, transform.height), transform.mode,
+                     transform.enlarge, transform.gravity, transform.focus, transform.shrink)
     return TransformPlan(region=region, trim=trim, fit=fit)
 
 

@@ -15,6 +15,8 @@ FORMATS = ("jpg", "png", "gif", "webp", "avif", "auto")
 ROTATIONS = (0, 90, 180, 270)
 FLIPS = ("", "h", "v")
 MAX_SIDE = 16384
+MAX_SCALE = 10.0
+MAX_COORDINATE = 1 << 20
 
 
 class BadTransform(ValueError):
@@ -26,22 +28,28 @@ class Transform:
     """What to make of a source picture.
 
     ``width``/``height`` of None leave that side to the aspect ratio (both
-    None: the source size).  ``mode``: ``fit`` inside the box, ``fill`` the
-    box and crop to it (by ``gravity``), ``pad`` to the box with
+    None: the source size); ``scale`` instead sizes the output as a multiple
+    of the source (0.5: half).  ``mode``: ``fit`` inside the box, ``fill``
+    the box and crop to it (by ``gravity``), ``pad`` to the box with
     ``background``, ``force`` both sides exactly.  ``enlarge`` allows
-    upscaling.  ``crop`` is a box in fractions of the source,
-    ``(left, top, right, bottom)`` in 0..1, applied before resizing.
+    upscaling; ``shrink`` False forbids downscaling.  ``crop`` is a box in
+    fractions of the source, ``(left, top, right, bottom)`` in 0..1,
+    applied before resizing; ``crop_pixels`` the same box in pixels of the
+    upright source (clipped to it).
     ``focus`` is the focal point (x, y) in 0..1 for ``gravity = "focus"``.
     ``format`` None keeps the source's; ``auto`` picks from ``Accept``.
     """
 
     width: int | None = None
     height: int | None = None
+    scale: float | None = None
     mode: str = "fit"
     enlarge: bool = False
+    shrink: bool = True
     gravity: str = "center"
     focus: tuple | None = None
     crop: tuple | None = None
+    crop_pixels: tuple | None = None
     trim: bool = False
     rotate: int = 0
     flip: str = ""
@@ -57,6 +65,13 @@ class Transform:
             if value is not None and (type(value) is not int or not 1 <= value <= MAX_SIDE):
                 raise BadTransform(f"{side}: expected a whole number 1..{MAX_SIDE}, "
                                    f"got {value!r}")
+        if self.scale is not None:
+            if (isinstance(self.scale, bool) or not isinstance(self.scale, (int, float))
+                    or not 0 < self.scale <= MAX_SCALE):
+                raise BadTransform(f"scale: expected a number above 0 up to {MAX_SCALE:g}, "
+                                   f"got {self.scale!r}")
+            if self.width is not None or self.height is not None or self.mode != "fit":
+                raise BadTransform("scale: excludes a width, a height and a mode")
         if self.mode not in MODES:
             raise BadTransform(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
         if self.mode in ("fill", "pad", "force") and (self.width is None or self.height is None):
@@ -72,6 +87,19 @@ class Transform:
             left, top, right, bottom = _fractions(self.crop, 4, "crop")
             if not (left < right and top < bottom):
                 raise BadTransform("crop: the box is empty (left < right and top < bottom)")
+        if self.crop_pixels is not None:
+            if self.crop is not None:
+                raise BadTransform("crop: a box in fractions or in pixels, not both")
+            box = self.crop_pixels
+            if not (isinstance(box, tuple) and len(box) == 4
+                    and all(type(v) is int and 0 <= v <= MAX_COORDINATE for v in box)):
+                raise BadTransform(f"crop: expected 4 whole pixel coordinates "
+                                   f"0..{MAX_COORDINATE}")
+            if not (box[0] < box[2] and box[1] < box[3]):
+                raise BadTransform("crop: the box is empty (left < right and top < bottom)")
+        for flag in ("enlarge", "shrink", "trim", "progressive"):
+            if type(getattr(self, flag)) is not bool:
+                raise BadTransform(f"{flag}: expected true or false")
         if self.rotate not in ROTATIONS:
             raise BadTransform(f"rotate: expected 0, 90, 180 or 270, got {self.rotate!r}")
         if self.flip not in FLIPS:

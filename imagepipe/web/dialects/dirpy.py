@@ -7,15 +7,16 @@ Commands (each at most once; ``save`` anywhere, the others in this order):
 | command | value | Transform |
 |---|---|---|
 | `crop=border` | | ``trim``; must come before resize and pad |
-| `resize` | `WxH`, `Wx`, `xH`, then `shrink`, `unlock`, `fill`, `filter:NAME` | ``fit`` with ``enlarge`` (Dirpy grows by default); `shrink`: no enlarge; `unlock`: ``force`` |
+| `crop=x1,y1,x2,y2` | pixels of the source | ``crop_pixels``; must come before resize and pad |
+| `resize` | `WxH`, `Wx`, `xH` or `pct:N`, then `shrink`, `grow`, `unlock`, `fill`, `filter:NAME` | ``fit`` with ``enlarge`` (Dirpy grows by default); `shrink`: no enlarge; `grow`: no shrink; `unlock`: ``force``; `pct:N`: ``scale`` N/100 |
 | `crop` | `[WxH][,gravity:c|n|ne|e|se|s|sw|w|nw]` | only right after `resize=WxH,fill` (same box, or none: inherited): ``fill`` with that gravity |
 | `pad` | `[WxH][,bg:RGB|bg:RRGGBB|bg:NAME]` | only after a plain or `shrink` resize to the same box (or none: inherited): ``pad`` with ``background`` |
 | `transpose` | `rotate90` `rotate180` `rotate270` `flip_h` `flip_v` | ``rotate`` / ``flip``; last (the model rotates after resizing) |
 | `save` | `fmt:jpg|png|gif|webp`, `qual:1..100`, `progressive` | ``format``, ``quality``, ``progressive`` |
 
 Refused, each with its reason: anything the one Transform cannot express
-(``pct:N`` sizes, ``grow``, a fill not cropped to its box, crops by size or by
-pixel box of the source, padding without a resize, commands out of order or
+(a fill not cropped to its box, a crop by size without that fill, a pixel
+box after resizing, padding without a resize, commands out of order or
 repeated), unknown commands and options, and ``load`` (no proxying).
 """
 
@@ -74,7 +75,7 @@ class _Reader:
         self.seen = []
         self.kwargs = {}
         self.box = None  # the resize box (width, height), inherited by crop and pad
-        self.resize = None  # "fit", "force" or "fill"
+        self.resize = None  # "fit", "force", "fill" or "scale"
         self.fill_pending = False
 
     def command(self, name, value):
@@ -104,10 +105,14 @@ class _Reader:
         if "pad" in self.seen:
             raise BadTransform("resize after pad cannot be expressed: pad must come last")
         if "pct" in options:
-            _whole(options.pop("pct"), "resize", "pct", 1, 1000)
-            raise BadTransform("resize: pct sizes need the source size (not supported)")
-        if "grow" in options:
-            raise BadTransform("resize: grow (enlarge only, never shrink) cannot be expressed")
+            percent = _whole(options.pop("pct"), "resize", "pct", 1, 1000)
+            extra = sorted(set(options) - {"filter"})
+            if extra:
+                raise BadTransform(f"resize: pct excludes {', '.join(extra)}")
+            self._filter(options)
+            self.resize = "scale"
+            self.kwargs["scale"] = percent / 100
+            return
         size = options.pop("size", None)
         if size is None:
             raise BadTransform("resize: needs a size WxH, Wx or xH")
@@ -118,6 +123,19 @@ class _Reader:
         if modes and (width is None or height is None):
             raise BadTransform(f"resize: {modes[0]} needs both width and height")
         shrink = options.pop("shrink", False)
+        grow = options.pop("grow", False)
+        if shrink and grow:
+            raise BadTransform("resize: shrink and grow exclude each other")
+        self._filter(options)
+        if grow:
+            self.kwargs["shrink"] = False
+        self.box = size
+        self.resize = {"fill": "fill", "unlock": "force"}.get(modes[0] if modes else "", "fit")
+        self.fill_pending = self.resize == "fill"
+        self.kwargs.update(width=width, height=height, enlarge=not shrink,
+                           mode="force" if self.resize == "force" else "fit")
+
+    def _filter(self, options):
         if "filter" in options:
             filter_name = options.pop("filter").lower()
             filter_name = FILTER_ALIASES.get(filter_name, filter_name)
@@ -125,15 +143,21 @@ class _Reader:
                 raise BadTransform(f"resize: unknown filter {quoted(filter_name)} (e.g. lanczos, "
                                    f"mitchell, catrom, triangle, point)")
             self.kwargs["filter"] = filter_name
-        self.box = size
-        self.resize = {"fill": "fill", "unlock": "force"}.get(modes[0] if modes else "", "fit")
-        self.fill_pending = self.resize == "fill"
-        self.kwargs.update(width=width, height=height, enlarge=not shrink,
-                           mode="force" if self.resize == "force" else "fit")
 
     def _crop(self, options):
         if "box" in options:
-            raise BadTransform("crop: pixel crop boxes are not supported yet")
+            if "resize" in self.seen or "pad" in self.seen:
+                raise BadTransform("crop=x1,y1,x2,y2 must come before resize and pad (the "
+                                   "box is in pixels of the source)")
+            if any(token.startswith("-") for token in options["box"]):
+                raise BadTransform(f"crop: box coordinates must not be negative, got "
+                                   f"{quoted(','.join(options['box']))}")
+            box = tuple(_whole(token, "crop", "box coordinate", 0, 1 << 20)
+                        for token in options["box"])
+            if not (box[0] < box[2] and box[1] < box[3]):
+                raise BadTransform("crop: the box is empty (x1 < x2 and y1 < y2)")
+            self.kwargs["crop_pixels"] = box
+            return
         if options.pop("border", False):
             if options:
                 raise BadTransform("crop: border excludes a size and gravity")
@@ -157,8 +181,8 @@ class _Reader:
             raise BadTransform("pad: needs a resize to the same box before it (padding "
                                "without resizing is not supported)")
         if self.resize != "fit":
-            raise BadTransform(f"pad: cannot follow a resize with "
-                               f"{'fill' if self.resize == 'fill' else 'unlock'}")
+            named = {"fill": "fill", "force": "unlock", "scale": "pct"}[self.resize]
+            raise BadTransform(f"pad: cannot follow a resize with {named}")
         size = options.pop("size", self.box)
         if size != self.box:
             raise BadTransform(f"pad: size {_size_text(size)} must match the resize box "

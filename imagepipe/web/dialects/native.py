@@ -10,11 +10,13 @@ Options (long or short name):
 |---|---|
 | `width` `w`, `height` `h` | whole pixels |
 | `size` `s` | `WxH`, `Wx` or `xH` |
+| `scale` `sc` | a multiple of the source size instead of a size, above 0 up to 10 (`0.5`) |
 | `mode` `m` | `fit`, `fill`, `pad`, `force` |
-| `enlarge` `e`, `trim` `t`, `progressive` `p` | `0` or `1` |
+| `enlarge` `e`, `shrink` `sh`, `trim` `t`, `progressive` `p` | `0` or `1` (`shrink:0`: never make it smaller) |
 | `gravity` `g` | `center` `north` `south` `east` `west` `northeast` `northwest` `southeast` `southwest`, or `c` `n` `s` `e` `w` `ne` `nw` `se` `sw` |
 | `focus` `fp` | `x,y` in 0..1 (sets gravity focus) |
 | `crop` `c` | `left,top,right,bottom` in 0..1 of the source |
+| `cropbox` `cb` | `left,top,right,bottom` in pixels of the source (clipped to it) |
 | `rotate` `r` | `0` `90` `180` `270`; `flip` `fl`: `h` or `v` |
 | `format` `f` | `jpg` `png` `gif` `webp` `avif` `auto` |
 | `quality` `q` | 1..100 |
@@ -27,6 +29,7 @@ option given twice is refused.  In presets-only mode every option must come
 from a preset.
 """
 
+import re
 from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError
@@ -35,7 +38,8 @@ from imagepipe.request import FILTERS, url_colour
 from imagepipe.web.dialects import NotAllowed, Request
 from imagepipe.web.transform import BadTransform, Transform
 
-_SHORT = {"w": "width", "h": "height", "s": "size", "m": "mode", "e": "enlarge", "t": "trim",
+_SHORT = {"w": "width", "h": "height", "s": "size", "sc": "scale", "m": "mode", "e": "enlarge",
+          "sh": "shrink", "cb": "cropbox", "t": "trim",
           "p": "progressive", "g": "gravity", "fp": "focus", "c": "crop", "r": "rotate",
           "fl": "flip", "f": "format", "q": "quality", "bg": "background", "fi": "filter",
           "pr": "preset"}
@@ -115,7 +119,7 @@ def _transform(options):
             kwargs[name] = _whole(value, name)
         elif name == "rotate":
             kwargs[name] = _whole(value, name, low=0)
-        elif name in ("enlarge", "trim", "progressive"):
+        elif name in ("enlarge", "shrink", "trim", "progressive"):
             if value not in ("0", "1"):
                 raise BadTransform(f"{name}: expected 0 or 1, got {value!r}")
             kwargs[name] = value == "1"
@@ -126,6 +130,12 @@ def _transform(options):
             kwargs[name] = _fractions(value, 2, name)
         elif name == "crop":
             kwargs[name] = _fractions(value, 4, name)
+        elif name == "cropbox":
+            kwargs["crop_pixels"] = _pixels(value)
+        elif name == "scale":
+            if not re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,6})?", value):
+                raise BadTransform(f"scale: expected a number such as 0.5, got {value!r}")
+            kwargs[name] = float(value)
         elif name == "background":
             kwargs[name] = _colour(value)
         elif name == "filter":
@@ -141,6 +151,14 @@ def _whole(text, name, low=1):
     if not text.isdigit() or len(text) > 6 or int(text) < low:
         raise BadTransform(f"{name}: expected a whole number, got {text!r}")
     return int(text)
+
+
+def _pixels(text):
+    parts = text.split(",")
+    if len(parts) != 4 or not all(re.fullmatch(r"[0-9]{1,7}", part) for part in parts):
+        raise BadTransform(f"cropbox: expected left,top,right,bottom in whole pixels, "
+                           f"got {text!r}")
+    return tuple(int(part) for part in parts)
 
 
 def _fractions(text, count, name):
