@@ -180,6 +180,16 @@ def picture(width, height, mode="RGB", fmt="JPEG", colour=(200, 30, 30), **save)
     return out.getvalue()
 
 
+def durations(image):
+    """Every frame's duration (read once the frame is loaded)."""
+    found = []
+    for index in range(image.n_frames):
+        image.seek(index)
+        image.load()
+        found.append(image.info["duration"])
+    return found
+
+
 def opened(data):
     """Decode bytes with Pillow (the independent decoder)."""
     image = Image.open(io.BytesIO(data))

@@ -11,7 +11,7 @@ import zlib
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat, JpegImagePlugin
 
-from conftest import corpus, opened, picture
+from conftest import corpus, durations, opened, picture
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import EncodeOptions, VariantSpec
 from imagepipe.imaging.formats import by_name
@@ -388,11 +388,3 @@ def test_animated_webp_output_keeps_each_frames_delay_and_the_loop(engine):
     assert durations(image) == [100, 200, 300]
 
 
-def durations(image):
-    """Every frame's duration (read once the frame is loaded)."""
-    found = []
-    for index in range(image.n_frames):
-        image.seek(index)
-        image.load()
-        found.append(image.info["duration"])
-    return found

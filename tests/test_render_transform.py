@@ -11,7 +11,7 @@ import io
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
-from conftest import corpus, opened
+from conftest import corpus, durations, opened
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import EncodeOptions, ImageLimits
 from imagepipe.web.transform import Transform
@@ -434,16 +434,6 @@ def test_metadata_is_stripped_but_the_colour_profile_kept(engine):
 
 
 # Animations.
-
-def durations(image):
-    """Every frame's duration (read once the frame is loaded)."""
-    found = []
-    for index in range(image.n_frames):
-        image.seek(index)
-        image.load()
-        found.append(image.info["duration"])
-    return found
-
 
 def frame_colours(image):
     colours = []
