@@ -41,7 +41,8 @@ def sign(config_file, url):
     dialect = importlib.import_module(f"imagepipe.web.dialects.{mount.dialect}")
     query = parse_qsl(parts.query, keep_blank_values=True) if parts.query else []
     parsed = dialect.parse(path[len(mount.prefix):], query, mount.settings)
-    signature = Signer(read_keys(loaded.http.sign_keys)).sign(canonical_path(parsed))
+    signer = Signer(read_keys(loaded.http.sign_keys))
+    signature = signer.sign(canonical_path(mount.source, parsed))
     rest = parts.path[len(mount.prefix):]
     signed = f"{mount.prefix}{signature}/{rest}" + (f"?{parts.query}" if parts.query else "")
     return f"{parts.scheme}://{parts.netloc}{signed}" if parts.netloc else signed

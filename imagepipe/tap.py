@@ -105,11 +105,14 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
     if settings.cache_max_bytes:
         try:
             os.makedirs(settings.cache_path, exist_ok=True)
-            cache = ResultCache(settings.cache_path, settings.cache_max_bytes)
+            cache = ResultCache(settings.cache_path, settings.cache_max_bytes,
+                                fingerprint(config, engine))
         except OSError as error:
             raise ConfigError(f"{config.filename}: [http] cache_path = "
                               f"{settings.cache_path!r}: cannot use it: "
                               f"{error.strerror}") from None
+        if cache.emptied:
+            log.info("result cache: emptied (the settings results depend on changed)")
         tree.listeners.append(lambda change: cache.invalidate(change.paths))
         workers.pool.callInThread(_reconcile, cache, log)
     signer = None
@@ -130,6 +133,35 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
     log.info("result cache: {cache}", cache=f"{settings.cache_path}, max "
              f"{settings.cache_max_bytes} bytes" if cache else "off")
     return renderer, mounts
+
+
+def fingerprint(config, engine):
+    """What cached results depend on besides the request: a change empties the cache."""
+    import hashlib
+
+    from imagepipe import __version__
+
+    settings = config.http
+    keys = open(settings.sign_keys, "rb").read() if settings.sign_keys else b""
+    described = _stable((__version__, engine.name, engine.formats, settings.quality,
+                         settings.auto_avif, settings.mounts, settings.origins))
+    return hashlib.sha256(described.encode() + b"\0" + keys).hexdigest()
+
+
+def _stable(value):
+    """A text for ``value`` that is the same in every process (sets sorted, not hashed)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_stable(k)}:{_stable(v)}" for k, v in
+                              sorted(value.items(), key=lambda item: repr(item[0]))) + "}"
+    if isinstance(value, (set, frozenset)):
+        return "{" + ",".join(sorted(_stable(v) for v in value)) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_stable(v) for v in value) + "]"
+    return repr(value)
 
 
 def _reconcile(cache, log):

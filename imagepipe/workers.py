@@ -45,14 +45,18 @@ class WorkerPool(Service):
         """How many calls may be admitted at once."""
         return self.threads + self.max_pending
 
-    def submit(self, function, *args, **kwargs):
-        """Run ``function`` in the pool; a Deferred of its result.  Raises ``Busy``."""
+    def admit(self, waiting=0):
+        """Raise ``Busy`` unless one more call fits beside ``waiting`` held elsewhere."""
         if self.closing:
             raise Busy("server shutting down; retry on another node or later")
-        if self.in_flight >= self.capacity:
-            raise Busy(f"server busy: {self.in_flight} calls in progress "
+        if self.in_flight + waiting >= self.capacity:
+            raise Busy(f"server busy: {self.in_flight + waiting} calls in progress "
                        f"(io_threads {self.threads} + max_pending {self.max_pending}); "
                        f"retry later")
+
+    def submit(self, function, *args, **kwargs):
+        """Run ``function`` in the pool; a Deferred of its result.  Raises ``Busy``."""
+        self.admit()
         self.in_flight += 1
         d = deferToThreadPool(self.reactor, self.pool, function, *args, **kwargs)
         d.addBoth(self._done)

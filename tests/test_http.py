@@ -95,6 +95,28 @@ def test_a_second_request_is_a_cache_hit_and_a_conditional_one_gets_304(node):
     assert since.status == 304
 
 
+def test_if_modified_since_does_not_count_beside_a_wrong_etag(node):
+    path = "/r/w:121/photos/wide.jpg"
+    first = get(node, path)
+    response = get(node, path, **{"If-None-Match": '"other"',
+                                  "If-Modified-Since": first.getheader("Last-Modified")})
+    assert response.status == 200 and response.body == first.body
+
+
+def test_other_spellings_of_a_cached_picture_are_linked_not_rendered(node):
+    first = get(node, "/r/w:77/h:50/photos/wide.jpg")
+    before = counts(node)
+    for spelling in ("/r/h:50/w:77/photos/wide.jpg", "/r/width:77/height:50/photos/wide.jpg",
+                     "/r/s:77x50/-/photos/wide.jpg", "/r/m:fit/s:77x50/photos/wide.jpg"):
+        response = get(node, spelling)
+        assert response.body == first.body, spelling
+    after = counts(node)
+    assert after["renders"] == before["renders"]
+    files = node.base / "images" / ".imagepipe" / "cache" / "files"
+    linked = files / "r" / "width:77" / "height:50" / "photos" / "wide.jpg.jpg"
+    assert linked.stat().st_nlink >= 3  # one file, several names
+
+
 def test_head_gives_the_headers_without_the_body(node):
     response = get(node, "/r/w:33/photos/wide.jpg", method="HEAD")
     assert response.status == 200 and response.body == b""
@@ -244,9 +266,12 @@ def test_signed_urls_pass_with_any_key_and_fail_otherwise(signed):
     signature = url.split("/")[2]
     assert get(signed, f"/r/{signature}/width:60/cat.jpg").status == 200
     # Signed with the second (older) key.
-    from imagepipe.web.signing import Signer
+    from imagepipe.web.dialects import Request
+    from imagepipe.web.signing import Signer, canonical_path
+    from imagepipe.web.transform import Transform
 
-    old = Signer([bytes.fromhex("cd" * 16)]).sign("/width:60/cat.jpg")
+    text = canonical_path("tree", Request("cat.jpg", Transform(width=60)))
+    old = Signer([bytes.fromhex("cd" * 16)]).sign(text)
     assert get(signed, f"/r/{old}/w:60/cat.jpg").status == 200
     for bad in (f"/r/{signature}/w:61/cat.jpg", "/r/w:60/cat.jpg", f"/r/{'A' * 43}/w:60/cat.jpg"):
         response = get(signed, bad)
@@ -303,6 +328,23 @@ def test_a_restart_removes_cache_files_the_index_does_not_know(make_server):
     wait_for(lambda: not stray.exists(), timeout=10, what="the stray cache file to go")
     assert (files / "r" / "w:10" / "a.jpg.jpg").exists()
     assert get(server, "/r/w:10/a.jpg").status == 200
+
+
+def test_changed_settings_empty_the_cache_at_start(make_server):
+    server = make_server()
+    server.root.joinpath("a.jpg").write_bytes(picture(100, 100))
+    server.start()
+    assert get(server, "/r/w:10/a.jpg").status == 200
+    cached = server.root / ".imagepipe" / "cache" / "files" / "r" / "w:10" / "a.jpg.jpg"
+    assert cached.exists()
+    server.stop()
+    server.start()
+    assert cached.exists()  # same settings: kept
+    server.stop()
+    server.sections["http"] = {"quality": 60}
+    server.start()
+    assert not cached.exists()
+    assert "result cache: emptied" in server.log()
 
 
 def test_bad_http_settings_stop_startup_with_one_line(make_server):

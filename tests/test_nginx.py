@@ -289,6 +289,14 @@ def test_replacing_the_source_stops_nginx_serving_the_old_result(front):
     assert front.get("/r/w:50/otf/c.jpg").status == 404
 
 
+def test_a_query_with_a_slash_never_reaches_the_cache_files(front, server):
+    # nginx does not normalise $args: it must not be looked up as a path.
+    outside = server.base / "outside.jpg"
+    outside.write_bytes(picture(10, 10))
+    response = front.get("/dirpy/otf/d.jpg?a=/../../../../outside")
+    assert response.status == 400 and b"unknown command" in response.body
+
+
 def test_errors_pass_through_with_their_message(front):
     response = front.get("/r/w:abc/otf/a.jpg")
     assert response.status == 400

@@ -473,7 +473,8 @@ def test_the_first_fallback_to_answer_wins_and_the_others_are_dropped(driver, ma
     [outcome] = driver.fetch("cat.jpg", master=master.url(),
                              fallbacks=(slow.url(), quick.url()), read_timeout=10.0)
     assert fetched(outcome) == IMAGE
-    assert slow.cut.wait(5), "the losing fallback's connection stayed open"
+    # Under load the quick one can win before the slow one is even asked.
+    assert slow.cut.wait(5) or not slow.paths(), "the losing fallback's connection stayed open"
     assert outcome["seconds"] < 5
 
 

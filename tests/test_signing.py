@@ -13,10 +13,17 @@ from imagepipe.web.transform import Transform
 OLD, NEW = bytes(range(16)), bytes(range(16, 48))
 
 
-def test_the_canonical_path_is_the_transform_then_the_source():
+def test_the_canonical_path_is_the_source_kind_the_transform_and_the_source():
     request = Request("photos/cat.jpg", Transform(width=300, mode="fill", height=200))
-    assert canonical_path(request) == "/width:300/height:200/mode:fill/photos/cat.jpg"
-    assert canonical_path(Request("a.jpg", Transform())) == "/original/a.jpg"
+    assert canonical_path("tree", request) == "tree\nwidth:300/height:200/mode:fill\nphotos/cat.jpg"
+    assert canonical_path("origins", Request("a.jpg", Transform())) == "origins\noriginal\na.jpg"
+
+
+def test_a_transform_cannot_pass_for_part_of_the_source():
+    # width 300 of "height:5/a.jpg" is another picture than width 300, height 5 of "a.jpg".
+    one = canonical_path("tree", Request("a.jpg", Transform(width=300, height=5)))
+    other = canonical_path("tree", Request("height:5/a.jpg", Transform(width=300)))
+    assert one != other
 
 
 def test_the_signature_is_urlsafe_base64_of_hmac_sha256():

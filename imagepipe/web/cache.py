@@ -10,8 +10,14 @@ $uri$is_args$args.jpg $uri$is_args$args.png ...`` without asking imagepipe,
 and every other request reaches imagepipe, which renders, stores and
 answers (or points nginx at the file with ``X-Accel-Redirect``).
 
-``<root>/index.sqlite`` records, per name, the source path and the source
-version it was rendered from, its size and when imagepipe last used it:
+``<root>/index.sqlite`` records, per name, the key of what it holds (the
+source kind, ``Transform.canonical()``, the source path and the format
+``auto`` chose), the source version it was rendered from, its size and when
+imagepipe last used it.  Every spelling of one picture (``w:300`` and
+``width:300``, a Dirpy query with its commands reordered) is its own name,
+for nginx, but a new name whose key is already cached becomes a hard link
+to that file (``share``): one render and one copy per picture, whatever the
+URLs.
 
 * a request whose source version changed renders again (the tree's
   version is its size and mtime, checked on every request that reaches
@@ -20,39 +26,61 @@ version it was rendered from, its size and when imagepipe last used it:
   replicated write) removes its results at once (``invalidate``), so nginx
   stops serving them too;
 * beyond ``max_bytes`` the least recently used results are removed down to
-  90 % of the budget.  Hits served by nginx alone are seen through the
-  files' access times (``relatime``: at least the first read after a write
-  and one a day).
+  90 % of the budget.  Each name counts its file in whole 4 KiB blocks plus
+  512 bytes for the directory entry and index row, links included, so the
+  disk used stays under the budget.  Hits served by nginx alone are seen
+  through the files' access times (``relatime``: at least the first read
+  after a write and one a day);
+* a change of what results depend on (the ``fingerprint``: engine, default
+  quality, signing keys, the dialects' settings) empties the cache when the
+  node starts, so nginx never serves what the new settings would refuse or
+  render differently.
 
 Files are written to a temporary name and renamed into place, without
 fsync: a cache may lose results in a crash, and ``reconcile`` drops any file
-whose size the index does not confirm when the node starts.  Thread-safe;
-called from worker threads.
+whose size the index does not confirm when the node starts.  Anything that
+cannot be cached (a name too long, a full disk) is simply not cached: the
+caller answers with the bytes.  Thread-safe; called from worker threads.
 """
 
 import os
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 
 TEMP_PREFIX = ".tmp-"
+OLD_PREFIX = "files.old-"
 _LOW_WATER = 0.9
+_BLOCK = 4096
+_PER_NAME = 512
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     name TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
     source TEXT NOT NULL,
     version TEXT NOT NULL,
     size INTEGER NOT NULL,
     format TEXT NOT NULL,
     used REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS results_key ON results (key);
 CREATE INDEX IF NOT EXISTS results_source ON results (source);
 CREATE INDEX IF NOT EXISTS results_used ON results (used);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_SCHEMA_VERSION = "2"
 _MAX_COMPONENT = 255
+_MAX_EXTENSION = 5  # ".webp"
 _MAX_QUERY = 1024
+_UNSAFE = frozenset("\0?@\\")
+
+
+def cost(size):
+    """What a name holding ``size`` bytes counts against the budget."""
+    return -(-size // _BLOCK) * _BLOCK + _PER_NAME
 
 
 @dataclass(frozen=True)
@@ -60,12 +88,18 @@ class Entry:
     """One cached result."""
 
     name: str
+    key: str
     source: str
     version: str
     size: int
     format: str  # imagepipe format name (jpg, webp, ...)
     path: str  # absolute file path
     mtime: float
+
+    @property
+    def file(self):
+        """The file name under ``files/``: the name and the format's extension."""
+        return f"{self.name}.{self.format}"
 
     @property
     def etag(self):
@@ -78,13 +112,16 @@ def cache_name(path, query="", suffix=""):
 
     ``path`` is the percent-decoded request path including the mount prefix;
     ``query`` the raw query string when the dialect reads it; ``suffix`` the
-    format chosen by ``format:auto``.
+    format chosen by ``format:auto``.  Path components may not hold ``?``
+    or ``@`` (they separate the query and the suffix), nor start with a dot;
+    the query may not hold ``/``: so no name is ever a directory that a
+    query could climb out of.
     """
     parts = path.split("/")
     if parts[0] != "" or len(parts) < 3:
         return None
     for part in parts[1:]:
-        if (not part or part.startswith(".") or "\0" in part
+        if (not part or part.startswith(".") or not _UNSAFE.isdisjoint(part)
                 or len(part.encode("utf-8", "surrogatepass")) > _MAX_COMPONENT):
             return None
     name = path[1:]
@@ -94,7 +131,8 @@ def cache_name(path, query="", suffix=""):
         name = f"{name}?{query}"
     if suffix:
         name = f"{name}@{suffix}"
-    if len(name.rpartition("/")[2].encode("utf-8", "surrogatepass")) > _MAX_COMPONENT:
+    last = name.rpartition("/")[2].encode("utf-8", "surrogatepass")
+    if len(last) + _MAX_EXTENSION > _MAX_COMPONENT:
         return None
     return name
 
@@ -102,7 +140,7 @@ def cache_name(path, query="", suffix=""):
 class ResultCache:
     """Rendered results under ``root``, within ``max_bytes``."""
 
-    def __init__(self, root, max_bytes, clock=time.time):
+    def __init__(self, root, max_bytes, fingerprint="", clock=time.time):
         self.root = root
         self.files = os.path.join(root, "files")
         self.max_bytes = max_bytes
@@ -113,8 +151,26 @@ class ResultCache:
                                   check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.emptied = self._open(f"{_SCHEMA_VERSION}:{fingerprint}")
+        self.total = sum(cost(size) for (size,) in self.db.execute("SELECT size FROM results"))
+
+    def _open(self, stamp):
+        """Create the index; empty the cache when ``stamp`` changed.  True if it was emptied."""
+        tables = {row[0] for row in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        old = None
+        if "meta" in tables:
+            row = self.db.execute("SELECT value FROM meta WHERE name = 'stamp'").fetchone()
+            old = row[0] if row else None
+        if old == stamp:
+            return False
+        self.db.executescript("DROP TABLE IF EXISTS results; DROP TABLE IF EXISTS meta;")
         self.db.executescript(_SCHEMA)
-        self.total = self.db.execute("SELECT COALESCE(SUM(size), 0) FROM results").fetchone()[0]
+        self.db.execute("INSERT INTO meta VALUES ('stamp', ?)", (stamp,))
+        # Out of nginx's sight at once; reconcile deletes it in the background.
+        os.rename(self.files, os.path.join(self.root, OLD_PREFIX + secrets.token_hex(6)))
+        os.makedirs(self.files)
+        return bool(tables)
 
     def close(self):
         """Close the index."""
@@ -124,58 +180,102 @@ class ResultCache:
     def _path(self, name, fmt):
         return os.path.join(self.files, f"{name}.{fmt}")
 
-    def lookup(self, name):
-        """The ``Entry`` stored as ``name`` with its file in place, or None."""
-        with self.lock:
-            row = self.db.execute("SELECT source, version, size, format FROM results "
-                                  "WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return None
-        path = self._path(name, row[3])
+    def _entry(self, name, row):
+        """The ``Entry`` of an index row if its file is in place, else forget it: None."""
+        key, source, version, size, fmt = row
+        path = self._path(name, fmt)
         try:
             info = os.stat(path, follow_symlinks=False)
         except OSError:
             info = None
-        if info is None or info.st_size != row[2]:
+        if info is None or info.st_size != size:
             self._forget([name])
             return None
-        return Entry(name, row[0], row[1], row[2], row[3], path, info.st_mtime)
+        return Entry(name, key, source, version, size, fmt, path, info.st_mtime)
+
+    def lookup(self, name):
+        """The ``Entry`` stored as ``name`` with its file in place, or None."""
+        with self.lock:
+            row = self.db.execute("SELECT key, source, version, size, format FROM results "
+                                  "WHERE name = ?", (name,)).fetchone()
+        return None if row is None else self._entry(name, row)
 
     def touch(self, name):
         """Record a use of ``name`` (a hit served by imagepipe)."""
         with self.lock:
             self.db.execute("UPDATE results SET used = ? WHERE name = ?", (self.clock(), name))
 
-    def store(self, name, source, version, data, fmt):
+    def share(self, name, key, version=None):
+        """Make ``name`` a link to a cached result with the same ``key``; its ``Entry`` or None.
+
+        With ``version``, only a result rendered from that source version
+        counts.
+        """
+        with self.lock:
+            rows = self.db.execute("SELECT name, key, source, version, size, format "
+                                   "FROM results WHERE key = ? LIMIT 4", (key,)).fetchall()
+        for row in rows:
+            if version is not None and row[3] != version:
+                continue
+            entry = self._entry(row[0], row[1:])
+            if entry is None:
+                continue
+            path = self._path(name, entry.format)
+            if not self._place(path, lambda temp: os.link(entry.path, temp)):
+                return None
+            return self._index(name, key, entry.source, entry.version, entry.size,
+                               entry.format, path)
+        return None
+
+    def store(self, name, key, source, version, data, fmt):
         """Write ``data`` as ``name`` and index it; the ``Entry``, or None if it cannot be.
 
-        A name that collides with another result's directory (or the other
-        way round) is not cached; the caller answers with the bytes anyway.
+        Not cached: a result over 90 % of the budget, a name that collides
+        with another result's directory (or the other way round), or any
+        failure of the file system; the caller answers with the bytes anyway.
         """
+        if cost(len(data)) > self.max_bytes * _LOW_WATER:
+            return None
         path = self._path(name, fmt)
+
+        def write(temp):
+            with open(temp, "xb") as handle:
+                handle.write(data)
+
+        if not self._place(path, write):
+            return None
+        return self._index(name, key, source, version, len(data), fmt, path)
+
+    def _place(self, path, make):
+        """Make a file at a temporary name with ``make(temp)``, rename it to ``path``."""
         directory = os.path.dirname(path)
         temp = os.path.join(directory, f"{TEMP_PREFIX}{secrets.token_hex(8)}")
         try:
             os.makedirs(directory, exist_ok=True)
-            with open(temp, "xb") as handle:
-                handle.write(data)
+            make(temp)
             os.rename(temp, path)
-            mtime = os.stat(path).st_mtime
-        except (IsADirectoryError, NotADirectoryError, FileExistsError):
+            return True
+        except OSError:
             _unlink(temp)
+            return False
+
+    def _index(self, name, key, source, version, size, fmt, path):
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
             return None
         with self.lock:
             old = self.db.execute("SELECT size, format FROM results WHERE name = ?",
                                   (name,)).fetchone()
-            self.db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
-                            (name, source, version, len(data), fmt, self.clock()))
-            self.total += len(data) - (old[0] if old else 0)
+            self.db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (name, key, source, version, size, fmt, self.clock()))
+            self.total += cost(size) - (cost(old[0]) if old else 0)
             over = self.total > self.max_bytes
         if old and old[1] != fmt:
             _unlink(self._path(name, old[1]))
         if over:
             self.evict()
-        return Entry(name, source, version, len(data), fmt, path, mtime)
+        return Entry(name, key, source, version, size, fmt, path, mtime)
 
     def invalidate(self, sources):
         """Remove every result rendered from any of ``sources``; return how many."""
@@ -215,7 +315,7 @@ class ResultCache:
                     refreshed.append((read, name))  # nginx served it since
                 else:
                     doomed.append(name)
-                    excess -= size
+                    excess -= cost(size)
             with self.lock:
                 self.db.executemany("UPDATE results SET used = ? WHERE name = ?", refreshed)
             self._forget(doomed)
@@ -231,7 +331,7 @@ class ResultCache:
                 row = self.db.execute("DELETE FROM results WHERE name = ? "
                                       "RETURNING size, format", (name,)).fetchone()
                 if row:
-                    self.total -= row[0]
+                    self.total -= cost(row[0])
                     paths.append(self._path(name, row[1]))
         for path in paths:
             _unlink(path)
@@ -245,14 +345,18 @@ class ResultCache:
                 return
             directory = os.path.dirname(directory)
 
-    def reconcile(self):
+    def reconcile(self, margin=10.0):
         """Make files and index agree after a restart; return (files, rows) removed.
 
-        Files from before this call that the index does not know (or whose
-        size it does not confirm) and leftover temporary files go; rows
+        Files older than this call (less ``margin`` seconds, for stores in
+        progress) that the index does not know or whose size it does not
+        confirm, leftover temporary files and emptied caches go; rows
         without a file go.  Safe while results are being stored.
         """
-        started = time.time()
+        started = time.time() - margin
+        for entry in os.scandir(self.root):
+            if entry.name.startswith(OLD_PREFIX):
+                shutil.rmtree(entry.path, ignore_errors=True)
         with self.lock:
             known = {f"{name}.{fmt}": (name, size) for name, size, fmt
                      in self.db.execute("SELECT name, size, format FROM results")}

@@ -75,6 +75,7 @@ class Renderer:
         self.settings = settings  # HttpSettings
         self.defaults = EncodeOptions(quality=settings.quality)
         self.counts = {"renders": 0, "cache_hits": 0, "shared": 0, "errors": 0}
+        self.fetching = 0  # origin fetches in flight
         self._flights = {}
 
     def accepted(self, accept_header):
@@ -84,22 +85,26 @@ class Renderer:
         return tuple(name for name in wanted
                      if f"image/{name}" in offered and name in self.engine.formats)
 
-    def answer(self, kind, request, name, accept):
+    def answer(self, kind, request, name, accept, suffix=""):
         """A Deferred of the ``Result`` for a parsed ``request`` from source ``kind``.
 
         ``name`` is its cache name (None: not cacheable); ``accept`` the
-        formats ``format:auto`` may use.
+        formats ``format:auto`` may use, ``suffix`` what they make of the
+        name.  A new name for a picture already cached (another spelling of
+        the same URL) is linked to it instead of rendered.
         """
         source = self.sources[kind]
+        key = cache_key(kind, request, suffix)
         if self.cache is not None and name is not None:
+            current = source.version(request.source)
             entry = self.cache.lookup(name)
+            if entry is not None and (current is None or current == entry.version):
+                self.cache.touch(name)
+            else:
+                entry = self.cache.share(name, key, current)
             if entry is not None:
-                current = source.version(request.source)
-                if current is None or current == entry.version:
-                    self.cache.touch(name)
-                    self.counts["cache_hits"] += 1
-                    return defer.succeed(Result(by_name(entry.format), entry=entry))
-        key = (kind, request.source, request.transform.canonical(), accept, name)
+                self.counts["cache_hits"] += 1
+                return defer.succeed(Result(by_name(entry.format), entry=entry))
         waiting = self._flights.get(key)
         if waiting is not None:
             self.counts["shared"] += 1
@@ -107,7 +112,7 @@ class Renderer:
             waiting.append(d)
             return d
         self._flights[key] = []
-        d = self._render(source, request, name, accept)
+        d = self._render(source, request, name, key, accept)
         d.addBoth(self._land, key)
         return d
 
@@ -121,25 +126,35 @@ class Renderer:
                 waiting.callback(outcome)
         return outcome
 
-    def _render(self, source, request, name, accept):
+    def _render(self, source, request, name, key, accept):
+        job = (self._job, source, None, request, name, key, accept)
         try:
             if source.blocking:
-                return self.workers.submit(self._job, source, None, request, name, accept)
-            d = source.fetch(request.source)
-            d.addCallback(lambda fetched: self.workers.submit(
-                self._job, source, fetched, request, name, accept))
-            return d
+                return self.workers.submit(*job)
+            # Fetches count against the same admission as renders: a source
+            # held in memory waiting for a thread is a call in flight.
+            self.workers.admit(waiting=self.fetching)
+            self.fetching += 1
         except Busy as error:
             return defer.fail(error)
+        d = source.fetch(request.source)
 
-    def _job(self, source, fetched, request, name, accept):
+        def fetched(result):
+            self.fetching -= 1
+            return result
+
+        d.addBoth(fetched)
+        d.addCallback(lambda data: self.workers.submit(*job[:2], data, *job[3:]))
+        return d
+
+    def _job(self, source, fetched, request, name, key, accept):
         """In a worker: read (tree), render, store; the ``Result``."""
         if fetched is None:
             fetched = source.read(request.source)
         rendered = self.engine.transform(fetched.data, request.transform, self.defaults, accept)
         entry = None
         if self.cache is not None and name is not None:
-            entry = self.cache.store(name, request.source, fetched.version, rendered.data,
+            entry = self.cache.store(name, key, request.source, fetched.version, rendered.data,
                                      rendered.format.name)
             if entry is not None and source.blocking \
                     and source.version(request.source) != fetched.version:
@@ -148,6 +163,11 @@ class Renderer:
                 entry = None
         return Result(rendered.format, entry=entry, data=rendered.data,
                       modified=fetched.modified)
+
+
+def cache_key(kind, request, suffix=""):
+    """What a cached result holds: one picture of one source, whatever URL asked for it."""
+    return f"{canonical_path(kind, request)}\n{suffix}"
 
 
 class Mount(resource.Resource):
@@ -167,10 +187,10 @@ class Mount(resource.Resource):
 
     def render_GET(self, request):
         try:
-            parsed, name, accept = self._parse(request)
+            parsed, name, accept, suffix = self._parse(request)
         except (BadTransform, NotAllowed, BadSignature) as error:
             return self._error(request, error)
-        d = self.renderer.answer(self.mount.source, parsed, name, accept)
+        d = self.renderer.answer(self.mount.source, parsed, name, accept, suffix)
         d.addCallback(self._send, request, parsed)
         d.addErrback(lambda failure: self._error(request, failure.value, failure))
         d.addErrback(self.log.failure, "answering {uri}", uri=request.uri)
@@ -179,14 +199,17 @@ class Mount(resource.Resource):
     render_HEAD = render_GET
 
     def _parse(self, request):
-        """(Request, cache name, accepted formats) from the URL, or a 400/403 error."""
+        """(Request, cache name, accepted formats, name suffix) from the URL, or a 400/403."""
         raw_path, _, raw_query = request.uri.partition(b"?")
         prefix = self.mount.prefix.encode("ascii")
         try:
             path = unquote_to_bytes(raw_path).decode("utf-8")
-            query = raw_query.decode("ascii")
         except UnicodeError:
             raise BadTransform("path: not valid UTF-8 once percent-decoded") from None
+        try:
+            query = raw_query.decode("ascii")
+        except UnicodeError:
+            raise BadTransform("query: bytes outside ASCII must be percent-encoded") from None
         if "\0" in path:
             raise BadTransform("path: contains a NUL byte")
         rest = path[len(prefix):]
@@ -198,13 +221,13 @@ class Mount(resource.Resource):
         pairs = parse_qsl(query, keep_blank_values=True) if query else []
         parsed = self.parse(rest, pairs, self.mount.settings)
         if self.signer is not None:
-            self.signer.verify(signature, canonical_path(parsed))
+            self.signer.verify(signature, canonical_path(self.mount.source, parsed))
         accept = ()
         if parsed.transform.format == "auto":
             accept = self.renderer.accepted(request.getHeader(b"accept"))
         suffix = (accept[0] if accept else "auto") if parsed.transform.format == "auto" else ""
         name = cache_name(path, query if self.reads_query else "", suffix)
-        return parsed, name, accept
+        return parsed, name, accept, suffix
 
     def _send(self, result, request, parsed):
         if request.finished or request._disconnected:
@@ -223,15 +246,17 @@ class Mount(resource.Resource):
             tag = f'"{hashlib.sha256(result.data).hexdigest()[:24]}"'
             modified = result.modified
         cached = request.setETag(tag.encode()) == http.CACHED
-        if modified is not None and request.setLastModified(int(modified)) == http.CACHED:
-            cached = True
+        if modified is not None:
+            request.setHeader(b"last-modified", http.datetimeToString(int(modified)))
+            if not cached and _not_modified_since(request, int(modified)):
+                request.setResponseCode(http.NOT_MODIFIED)
+                cached = True
         if cached:
             request.finish()
             return
         if entry is not None and self.accel_redirect:
             request.setHeader(b"x-accel-redirect",
-                              (self.accel_redirect + quote(f"{entry.name}.{entry.format}",
-                                                           safe="/:,=@")).encode())
+                              (self.accel_redirect + quote(entry.file, safe="/:,=@")).encode())
             if auto:
                 request.setHeader(b"x-imagepipe-vary", b"Accept")
             request.finish()
@@ -252,8 +277,9 @@ class Mount(resource.Resource):
 
     def _error(self, request, error, failure=None):
         status = status_of(error)
-        if status == 429 and getattr(self.renderer.workers, "closing", False):
-            status = 503
+        if (status == 429 or isinstance(error, defer.CancelledError)) \
+                and self.renderer.workers.closing:
+            status = 503  # shutting down: fetches in flight are cancelled
         if status >= 500 and status not in (502, 503, 504):
             self.log.failure("rendering {uri}", failure, uri=request.uri)
             message = "internal error (logged)"
@@ -276,6 +302,17 @@ class Mount(resource.Resource):
             request.write(body)
         request.finish()
         return None
+
+
+def _not_modified_since(request, modified):
+    """If-Modified-Since holds, and counts: only without If-None-Match (RFC 9110 13.1.3)."""
+    since = request.getHeader(b"if-modified-since")
+    if not since or request.getHeader(b"if-none-match"):
+        return False
+    try:
+        return http.stringToDatetime(since.split(b";")[0]) >= modified
+    except ValueError:
+        return False
 
 
 def _read(path):

@@ -1,8 +1,11 @@
 """Signed URLs: HMAC-SHA256 over the canonical path, with several keys in force.
 
-The canonical path of a request is ``/<Transform.canonical()>/<source>``
-(``imagepipe.web.transform``): two URLs asking for the same picture, in any
-dialect, have the same canonical path and so the same signature.  The
+What is signed is the canonical path of a request: the mount's source kind
+(``tree`` or ``origins``), ``Transform.canonical()`` and the source path,
+one per line (``imagepipe.web.transform``).  Two URLs asking for the same
+picture from the same sources, in any dialect, have the same canonical
+path and so the same signature; the line breaks (which neither part can
+hold) keep a transform from passing for part of a path.  The
 signature is the first path segment after the mount prefix, the HMAC in
 URL-safe base64 without padding (43 characters):
 
@@ -26,9 +29,9 @@ class BadSignature(ValueError):
     """The URL's signature is missing or does not match any key (HTTP 403)."""
 
 
-def canonical_path(request):
-    """The text a signature covers for a parsed ``Request``."""
-    return f"/{request.transform.canonical()}/{request.source}"
+def canonical_path(kind, request):
+    """The text a signature covers for a parsed ``Request`` from sources ``kind``."""
+    return f"{kind}\n{request.transform.canonical()}\n{request.source}"
 
 
 def read_keys(filename):
