@@ -49,6 +49,10 @@ SETTINGS = (
             "body is read. Units: B, KiB, MiB, GiB (or KB, MB, GB)."),
     Setting("network", "serve_images", "boolean", "true",
             "Serve the stored tree read-only at /images/ (no listings, no dotfiles)."),
+    Setting("network", "access_log", "string", "-",
+            "Where each HTTP request is logged (combined log format): - for the twistd "
+            "log, a file name (relative to this file's directory), or empty for nowhere "
+            "(e.g. behind nginx, which logs them)."),
     Setting("network", "shutdown_timeout", "float(0, 3600)", "30",
             "Seconds to wait for calls in flight to finish on SIGTERM before exiting."),
     Setting("replication", "publish", "endpoints", "",
@@ -406,6 +410,7 @@ class NetworkSettings:
     max_request_bytes: int
     serve_images: bool
     shutdown_timeout: float
+    access_log: str = "-"
 
 
 @dataclass(frozen=True)
@@ -579,7 +584,9 @@ def _typed(filename, raw):
         network=NetworkSettings(
             interface=net["interface"], port=net["port"], auth=net["auth"],
             auth_file=auth_file, max_request_bytes=net["max_request_bytes"],
-            serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"]),
+            serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"],
+            access_log=(net["access_log"] if net["access_log"] in ("", "-")
+                        else os.path.join(base, net["access_log"]))),
         replication=_replication(filename, base, raw["replication"], os.path.realpath(root)),
         images=ImageSettings(
             path=os.path.realpath(root), umask=images["umask"], io_threads=threads,

@@ -75,7 +75,7 @@ def build(filename, reactor=None):
     from imagepipe.web.health import Health
 
     root = Root(rpc, view, status_view, Health(engine, workers), mounts)
-    site = ImagepipeSite(root, config.network.max_request_bytes)
+    site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log)
     node = Node(reactor, config, site, images, workers, rpc, view, magick)
     if renderer is not None and "origins" in renderer.sources:
         renderer.sources["origins"].setServiceParent(node)

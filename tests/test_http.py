@@ -442,3 +442,16 @@ def test_origin_failures_have_their_status(origins, path, status, message):
     assert response.status == status, response.body
     assert message in response.body.decode()
     assert get(node, "/phizer/s/m.jpg").status == 200
+
+
+@pytest.mark.parametrize("access_log", ["-", "", "access.log"])
+def test_the_access_log_goes_where_configured(make_server, access_log):
+    server = make_server(network__access_log=access_log)
+    server.root.joinpath("a.jpg").write_bytes(picture(20, 20))
+    server.start()
+    assert get(server, "/r/w:10/a.jpg").status == 200
+    line = '"GET /r/w:10/a.jpg HTTP/1.1" 200'
+    logfile = server.base / "access.log"
+    wait_for(lambda: (line in server.log()) == (access_log == "-")
+             and (logfile.exists() and line in logfile.read_text()) == (access_log == "access.log"),
+             timeout=10, what=f"the request logged to {access_log!r} only")

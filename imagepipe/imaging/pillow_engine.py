@@ -23,6 +23,7 @@ interpreter lock while it decodes, resizes and encodes.
 import contextlib
 import functools
 import io
+import os
 import re
 import struct
 
@@ -353,9 +354,20 @@ def _encode(picture, fmt, options):
     if fmt.name == "webp" and len(picture.frames) > 1:
         return animated_webp(picture.frames, picture.durations, _plays(picture.loop),
                              options.quality)
-    out = io.BytesIO()
-    image.save(out, _PILLOW_NAMES.get(fmt.name, fmt.coder), **params)
-    return out.getvalue()
+    return _saved(image, _PILLOW_NAMES.get(fmt.name, fmt.coder), params)
+
+
+def _saved(image, name, params):
+    """``image`` encoded as ``name``, written to an in-memory file descriptor.
+
+    Pillow encodes to a real file descriptor with the interpreter lock
+    released, but to a Python object (``BytesIO``) with it held; an encode
+    holding the lock stalls the other workers and the reactor.
+    """
+    fd = os.memfd_create("imagepipe-encode", os.MFD_CLOEXEC)
+    with open(fd, "w+b", buffering=0) as out:
+        image.save(out, name, **params)
+        return os.pread(fd, out.tell(), 0)
 
 
 def animated_webp(frames, durations, plays, quality):

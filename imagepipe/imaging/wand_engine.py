@@ -195,6 +195,9 @@ def _finish(image, plan, fmt, options, canvas):
         image.compression_quality = options.quality
     if fmt.name == "jpg":
         image.options["jpeg:sampling-factor"] = "2x2,1x1,1x1"  # 4:2:0
+        # Standard Huffman tables, as the Pillow engine writes: optimised ones
+        # save about 2.5 % of the bytes and cost 40 % of the encode.
+        image.options["jpeg:optimize-coding"] = "false"
     if fmt.name == "gif":
         # Palette each frame here, undithered: the GIF encoder's own dithered
         # quantisation costs ImageMagick 6 about 50 ms per frame.

@@ -60,6 +60,7 @@ class Result:
     entry: object = None  # imagepipe.web.cache.Entry
     data: bytes = b""
     modified: float | None = None
+    etag: str = ""  # of uncached bytes: a hash of them
 
 
 class Renderer:
@@ -161,8 +162,9 @@ class Renderer:
                 # Replaced while rendering: the invalidation may have run already.
                 self.cache.invalidate([request.source])
                 entry = None
+        etag = "" if entry else f'"{hashlib.sha256(rendered.data).hexdigest()[:24]}"'
         return Result(rendered.format, entry=entry, data=rendered.data,
-                      modified=fetched.modified)
+                      modified=fetched.modified, etag=etag)
 
 
 def cache_key(kind, request, suffix=""):
@@ -243,8 +245,7 @@ class Mount(resource.Resource):
         if entry is not None:
             tag, modified = entry.etag, entry.mtime
         else:
-            tag = f'"{hashlib.sha256(result.data).hexdigest()[:24]}"'
-            modified = result.modified
+            tag, modified = result.etag, result.modified
         cached = request.setETag(tag.encode()) == http.CACHED
         if modified is not None:
             request.setHeader(b"last-modified", http.datetimeToString(int(modified)))

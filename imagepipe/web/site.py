@@ -132,10 +132,21 @@ class Root(resource.Resource):
 
 
 class ImagepipeSite(server.Site):
-    """A site with the request body limit (changeable on reload)."""
+    """A site with the request body limit (changeable on reload) and its access log.
+
+    ``access_log``: "-" logs each request to the twistd log, "" nowhere, any
+    other value is a file written in the combined log format.
+    """
 
     requestFactory = LimitedRequest
 
-    def __init__(self, root, max_request_bytes, **kwargs):
+    def __init__(self, root, max_request_bytes, access_log="-", **kwargs):
+        if access_log not in ("", "-"):
+            kwargs["logPath"] = access_log
         super().__init__(root, **kwargs)
         self.max_request_bytes = max_request_bytes
+        self.access_log = access_log
+
+    def log(self, request):
+        if self.access_log:
+            super().log(request)
