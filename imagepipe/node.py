@@ -130,6 +130,10 @@ class Node(MultiService):
             return
         if new.images.path != self.config.images.path:
             self.log.warn("[images] path changed: takes effect after a restart")
+        if new.http != self.config.http:
+            self.log.warn("[http] changed: takes effect after a restart")
+        if new.network.access_log != self.config.network.access_log:
+            self.log.warn("[network] access_log changed: takes effect after a restart")
         network = new.network
         if (network.interface, network.port) != (self.config.network.interface,
                                                  self.config.network.port):

@@ -101,6 +101,15 @@ def test_a_bad_reload_keeps_the_running_config(make_server):
     assert node.proxy().store_image(b64(picture(8, 8)), "still.jpg") == "OK"
 
 
+def test_a_reload_says_when_http_settings_wait_for_a_restart(make_server):
+    node = make_server().start()
+    node.sections["http"] = {"quality": 50}
+    node.write_config()
+    node.send(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in node.log(), what="the reload")
+    assert "[http] changed: takes effect after a restart" in node.log()
+
+
 def _free_other_port(port):
     from conftest import free_port
     while True:
