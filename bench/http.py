@@ -93,6 +93,9 @@ SOURCE_QUALITY = 90
 BOX = 512
 QUALITY = 80
 IO_THREADS = 2
+# imagepipe runs twice per engine: rendering in its worker threads (the
+# default), and in render processes, one per CPU (--render-processes).
+RENDER_PROCESSES = os.cpu_count() or 1
 NAMES = 64  # hard links of the source, asked for in turn by the misses
 NAME = "bench-{:03d}.jpg"
 NAME_PATTERN = "bench-%03d.jpg"  # the same, for wrk's Lua
@@ -136,6 +139,7 @@ access_log =
 path = {images}
 engine = {engine}
 io_threads = {io_threads}
+render_processes = {render_processes}
 [http]
 cache_max_bytes = {cache_max_bytes}
 {cache}
@@ -312,6 +316,9 @@ def parse_args():
                         help="wrk connections for hits (default 50)")
     parser.add_argument("--io-threads", type=int, default=IO_THREADS,
                         help=f"imagepipe's [images] io_threads (default {IO_THREADS})")
+    parser.add_argument("--render-processes", type=int, default=RENDER_PROCESSES,
+                        help=f"imagepipe's [images] render_processes in its second run "
+                             f"of each engine (default: one per CPU, {RENDER_PROCESSES})")
     parser.add_argument("--keep-alive", action="store_true",
                         help="keep connections open for misses (default: a new connection "
                              "per request, see the module docstring)")
@@ -506,7 +513,7 @@ def thumbor_server(venv, workdir, images):
     return Server("thumbor", command, port, directory)
 
 
-def imagepipe_server(workdir, images, engine, cache_dir=None, label=""):
+def imagepipe_server(workdir, images, engine, cache_dir=None, label="", processes=0):
     """``twistd imagepipe`` on a free port: no result cache, or one in ``cache_dir``."""
     directory = workdir / f"imagepipe-{engine}{label}"
     directory.mkdir()
@@ -518,10 +525,11 @@ def imagepipe_server(workdir, images, engine, cache_dir=None, label=""):
         cache = f"cache_path = {cache_dir}\naccel_redirect = /_imagepipe/"
     ini = directory / "imagepipe.ini"
     ini.write_text(IMAGEPIPE_INI.format(port=port, images=images, engine=engine,
-                                        io_threads=IO_THREADS, cache_max_bytes=cache_max_bytes,
+                                        io_threads=IO_THREADS, render_processes=processes,
+                                        cache_max_bytes=cache_max_bytes,
                                         cache=cache, prefix=IMAGEPIPE_PREFIX))
     command = [str(TWISTD), "-n", "--pidfile=", "imagepipe", "-c", str(ini)]
-    return Server(f"imagepipe ({engine})", command, port, directory)
+    return Server(f"imagepipe ({engine}{label})", command, port, directory)
 
 
 def nginx_server(workdir, upstream_port, images, cache_dir):
@@ -782,7 +790,8 @@ def print_header(wrk, source, source_size, image, versions, outputs, thumbor_wor
           f"engine thumbor.engines.pil, RESPECT_ORIENTATION, PROGRESSIVE_JPEG off "
           f"(thumbor always sets optimize=True on JPEG); URL {THUMBOR_URL}NAME")
     print(f"imagepipe: Pillow {PIL.__version__}, {convert_version()} (convert), "
-          f"io_threads = {IO_THREADS}, "
+          f"io_threads = {IO_THREADS}, rendering in the threads or in render_processes = "
+          f"{RENDER_PROCESSES}, "
           f"MALLOC_ARENA_MAX=2, misses without result cache; URL {IMAGEPIPE_URL}NAME")
     print(f"source: {image.name} -> NAME = {NAME_PATTERN % 0} .. {NAME_PATTERN % (NAMES - 1)} "
           f"(hard links), {source_size[0]}x{source_size[1]}, "
@@ -799,12 +808,19 @@ def miss_runs(args, wrk, workdir, images, source, source_size, versions):
     Starts the servers, checks and prints what each answers, then measures.
     Returns the ``Load`` of each and imagepipe's counts.
     """
+    processes = RENDER_PROCESSES
     with thumbor_server(args.thumbor_venv, workdir, images) as thumbor, \
             imagepipe_server(workdir, images, "wand") as wand, \
-            imagepipe_server(workdir, images, "pillow") as pillow:
+            imagepipe_server(workdir, images, "pillow") as pillow, \
+            imagepipe_server(workdir, images, "wand", label="-processes",
+                             processes=processes) as wand_processes, \
+            imagepipe_server(workdir, images, "pillow", label="-processes",
+                             processes=processes) as pillow_processes:
         servers = {"thumbor": (thumbor, THUMBOR_URL),
                    "wand": (wand, IMAGEPIPE_URL),
-                   "pillow": (pillow, IMAGEPIPE_URL)}
+                   "pillow": (pillow, IMAGEPIPE_URL),
+                   "wand, processes": (wand_processes, IMAGEPIPE_URL),
+                   "pillow, processes": (pillow_processes, IMAGEPIPE_URL)}
         outputs = {"thumbor" if name == "thumbor" else f"imagepipe {name}":
                    check_output(server, url, source_size)
                    for name, (server, url) in servers.items()}
@@ -812,7 +828,12 @@ def miss_runs(args, wrk, workdir, images, source, source_size, versions):
                      len(thumbor.processes()) - 1)
         misses = measure_misses(wrk, servers, args.miss_connections, args.miss_seconds,
                                 args.rounds, close=not args.keep_alive)
-        return misses, {name: renderer_counts(servers[name][0]) for name in ENGINES}
+        return misses, {name: renderer_counts(server) for name, (server, _) in servers.items()
+                        if name != "thumbor"}
+
+
+_MODES = (("wand", "threads"), ("pillow", "threads"),
+          ("wand, processes", "render processes"), ("pillow, processes", "render processes"))
 
 
 def print_results(args, misses, counts, hits, hit_outputs, hit_counts, rss):
@@ -822,8 +843,9 @@ def print_results(args, misses, counts, hits, hit_outputs, hit_counts, rss):
                  "p95 ms", "vs thumbor", "server CPU ms/req", "server CPU", "wrk CPU",
                  "other CPU"], [
         baseline.row("thumbor, miss", "Pillow", args.miss_connections),
-        misses["wand"].row("imagepipe, miss", "wand", args.miss_connections, baseline),
-        misses["pillow"].row("imagepipe, miss", "pillow", args.miss_connections, baseline),
+        *(misses[name].row(f"imagepipe, miss, {mode}", name.split(",")[0],
+                           args.miss_connections, baseline)
+          for name, mode in _MODES),
         hits.row("nginx + imagepipe cache, hit", "-", args.hit_connections),
     ]))
     print(f"\nCPU columns in cores, except ms/req. misses: {args.rounds} round(s) of "
@@ -831,7 +853,7 @@ def print_results(args, misses, counts, hits, hit_outputs, hit_counts, rss):
           f"warm-up each, "
           f"{'kept-alive connections' if args.keep_alive else 'a new connection per request'}"
           f"; imagepipe's counts (GET /status): "
-          + "; ".join(f"{name}: {describe_counts(counts[name])}" for name in ENGINES) + ".")
+          + "; ".join(f"{name}: {describe_counts(counts[name])}" for name in counts) + ".")
     print(f"hits: {args.hit_seconds:g} s on kept-alive connections; answers "
           f"{hit_outputs[0].describe()} (first) and {hit_outputs[1].describe()} (cached); "
           f"imagepipe behind nginx: {describe_counts(hit_counts)}; the server CPU is "
@@ -853,12 +875,12 @@ def print_results(args, misses, counts, hits, hit_outputs, hit_counts, rss):
         print("WARNING: imagepipe shared or cached some answers during the misses: not "
               "every request was rendered.\n")
 
+    goals = {"wand": 1.0, "pillow": 1.5}
     targets = [
-        Target("misses, imagepipe wand / thumbor req/s",
-               misses["wand"].per_second / baseline.per_second, 1.0, at_most=False, unit="x"),
-        Target("misses, imagepipe pillow / thumbor req/s",
-               misses["pillow"].per_second / baseline.per_second, 1.5, at_most=False,
-               unit="x"),
+        *(Target(f"misses, imagepipe {name.split(',')[0]} ({mode}) / thumbor req/s",
+                 misses[name].per_second / baseline.per_second, goals[name.split(",")[0]],
+                 at_most=False, unit="x")
+          for name, mode in _MODES),
         Target("hits through nginx, req/s", hits.per_second, 5000, at_most=False, unit="",
                fmt=".0f"),
         Target(f"RSS last 20 % / middle 20 % ({rss.engine}, {rss.load.requests} requests)",
@@ -870,8 +892,8 @@ def print_results(args, misses, counts, hits, hit_outputs, hit_counts, rss):
 def main():
     """Misses, hits and RSS; print the tables and the targets."""
     args = parse_args()
-    global IO_THREADS
-    IO_THREADS = args.io_threads
+    global IO_THREADS, RENDER_PROCESSES
+    IO_THREADS, RENDER_PROCESSES = args.io_threads, args.render_processes
     # The servers run in sessions of their own; SIGTERM must stop them too.
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     began = time.perf_counter()

@@ -96,6 +96,10 @@ SETTINGS = (
             "(0777 & ~umask). Octal with a leading 0 (0022) or decimal (18)."),
     Setting("images", "io_threads", "integer(0, 256)", "0",
             "Threads doing image work; 0 means one per CPU."),
+    Setting("images", "render_processes", "integer(0, 256)", "0",
+            "Child processes that render on-the-fly requests; 0 renders in the worker "
+            "threads. Python's interpreter lock keeps one process from using more than "
+            "about 1.8 cores: set it to the number of CPUs on a busy image server."),
     Setting("images", "max_pending", "integer(0, 100000)", "0",
             "Calls that may wait for a free thread; more get fault 1003 (busy). "
             "0 means 4 x io_threads."),
@@ -444,6 +448,7 @@ class ImageSettings:
     umask: int
     io_threads: int
     max_pending: int
+    render_processes: int
     transliterate_paths: bool
     engine: str
     quality: int
@@ -590,6 +595,7 @@ def _typed(filename, raw):
         replication=_replication(filename, base, raw["replication"], os.path.realpath(root)),
         images=ImageSettings(
             path=os.path.realpath(root), umask=images["umask"], io_threads=threads,
+            render_processes=images["render_processes"],
             max_pending=images["max_pending"] or 4 * threads,
             transliterate_paths=images["transliterate_paths"], engine=images["engine"],
             quality=images["quality"],

@@ -37,7 +37,6 @@ def build(filename, reactor=None):
 
     from imagepipe.auth import Authenticator
     from imagepipe.images import ImageStore
-    from imagepipe.imaging.wand_engine import WandEngine
     from imagepipe.node import Node, image_limits, store_settings
     from imagepipe.rpc import ImagepipeRPC
     from imagepipe.store import Tree
@@ -58,12 +57,7 @@ def build(filename, reactor=None):
     settings = store_settings(config)
     workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending)
     tree = Tree(config.images.path, config.images.umask)
-    if config.images.engine == "pillow":
-        from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
-
-        engine = PillowEngine(image_limits(config), available_formats())
-    else:
-        engine = WandEngine(image_limits(config), status.formats)
+    engine = make_engine(config, status)
     log.info("engine {engine}: formats {formats}", engine=engine.name,
              formats=", ".join(sorted(engine.formats)))
     images = ImageStore(tree, engine, workers, settings)
@@ -82,6 +76,19 @@ def build(filename, reactor=None):
     if links is not None:
         links.setServiceParent(node)
     return node
+
+
+def make_engine(config, status):
+    """The engine ``[images] engine`` names, with the config's limits (after magick.start)."""
+    from imagepipe.node import image_limits
+
+    if config.images.engine == "pillow":
+        from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
+
+        return PillowEngine(image_limits(config), available_formats())
+    from imagepipe.imaging.wand_engine import WandEngine
+
+    return WandEngine(image_limits(config), status.formats)
 
 
 def on_the_fly(reactor, config, tree, engine, workers, log):
@@ -122,7 +129,16 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
         except (OSError, ValueError) as error:
             raise ConfigError(f"{config.filename}: [http] sign_keys = "
                               f"{settings.sign_keys!r}: {error}") from None
-    renderer = Renderer(engine, workers, cache, sources, settings)
+    processes = None
+    if config.images.render_processes:
+        from imagepipe.imaging.processes import RenderProcesses
+
+        processes = RenderProcesses(config.images.render_processes,
+                                    os.path.abspath(config.filename))
+        workers.closers.append(processes.close)
+        log.info("on-the-fly renders in {count} child processes",
+                 count=config.images.render_processes)
+    renderer = Renderer(engine, workers, cache, sources, settings, processes)
     mounts = {}
     for mount in settings.mounts:
         dialect = importlib.import_module(f"imagepipe.web.dialects.{mount.dialect}")

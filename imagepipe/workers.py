@@ -24,6 +24,7 @@ class WorkerPool(Service):
         self.pool = pool or ThreadPool(threads, threads, name="imagepipe-io")
         self.in_flight = 0
         self.closing = False  # set on shutdown: admit nothing new
+        self.closers = []  # called once the threads have stopped
         self._idle = []
 
     def startService(self):
@@ -33,6 +34,8 @@ class WorkerPool(Service):
     def stopService(self):
         Service.stopService(self)
         self.pool.stop()
+        for close in self.closers:
+            close()
 
     def resize(self, threads, max_pending):
         """Apply new sizes (on reload)."""

@@ -455,3 +455,50 @@ def test_the_access_log_goes_where_configured(make_server, access_log):
     wait_for(lambda: (line in server.log()) == (access_log == "-")
              and (logfile.exists() and line in logfile.read_text()) == (access_log == "access.log"),
              timeout=10, what=f"the request logged to {access_log!r} only")
+
+
+@pytest.fixture(scope="module")
+def in_processes(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("processes"), images__render_processes=2,
+                    images__engine="pillow", http__cache_max_bytes=0)
+    server.root.joinpath("a.jpg").write_bytes(picture(200, 100))
+    server.root.joinpath("broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    server.start()
+    yield server
+    server.stop()
+
+
+def children(server):
+    import psutil
+
+    return [child for child in psutil.Process(server.process.pid).children()
+            if "imagepipe.imaging.processes" in " ".join(child.cmdline())]
+
+
+def test_render_processes_answer_like_the_threads(in_processes):
+    wait_for(lambda: len(children(in_processes)) == 2, what="two render processes")
+    response = get(in_processes, "/r/w:50/f:png/a.jpg")
+    assert response.status == 200 and opened(response.body).size == (50, 25)
+    assert get(in_processes, "/r/w:50/missing.jpg").status == 404
+    broken = get(in_processes, "/r/w:50/broken.jpg")
+    assert broken.status == 422 and b"image" in broken.body
+    assert get(in_processes, "/health").status == 200
+
+
+def test_a_dead_render_process_is_replaced(in_processes):
+    wait_for(lambda: len(children(in_processes)) == 2, what="two render processes")
+    for child in children(in_processes):
+        child.kill()
+    # The idle children were dead: each job goes to a new one.
+    for width in (10, 11, 12, 13):
+        assert get(in_processes, f"/r/w:{width}/a.jpg").status == 200
+    wait_for(lambda: len(children(in_processes)) == 2, what="two new render processes")
+
+
+def test_render_processes_stop_with_the_node(make_server):
+    server = make_server(images__render_processes=1)
+    server.start()
+    wait_for(lambda: len(children(server)) == 1, what="the render process")
+    [child] = children(server)
+    server.stop()
+    child.wait(10)

@@ -25,6 +25,7 @@ from imagepipe.imaging.formats import by_name
 from imagepipe.web.cache import cache_name
 from imagepipe.web.dialects import NotAllowed
 from imagepipe.web.signing import BadSignature, canonical_path
+from imagepipe.web.sources import Fetched
 from imagepipe.web.transform import BadTransform
 
 # The one mapping from what went wrong to the HTTP status (docs/on-the-fly.md).
@@ -68,8 +69,9 @@ class Renderer:
 
     log = Logger()
 
-    def __init__(self, engine, workers, cache, sources, settings):
+    def __init__(self, engine, workers, cache, sources, settings, processes=None):
         self.engine = engine
+        self.processes = processes  # RenderProcesses, or None: render in the threads
         self.workers = workers
         self.cache = cache  # ResultCache, or None when the cache is off
         self.sources = sources  # {"tree": TreeSource, "origins": OriginSource}
@@ -150,9 +152,13 @@ class Renderer:
 
     def _job(self, source, fetched, request, name, key, accept):
         """In a worker: read (tree), render, store; the ``Result``."""
-        if fetched is None:
-            fetched = source.read(request.source)
-        rendered = self.engine.transform(fetched.data, request.transform, self.defaults, accept)
+        if self.processes is not None:
+            rendered, fetched = self._in_child(fetched, request, accept)
+        else:
+            if fetched is None:
+                fetched = source.read(request.source)
+            rendered = self.engine.transform(fetched.data, request.transform, self.defaults,
+                                             accept)
         entry = None
         if self.cache is not None and name is not None:
             entry = self.cache.store(name, key, request.source, fetched.version, rendered.data,
@@ -165,6 +171,19 @@ class Renderer:
         etag = "" if entry else f'"{hashlib.sha256(rendered.data).hexdigest()[:24]}"'
         return Result(rendered.format, entry=entry, data=rendered.data,
                       modified=fetched.modified, etag=etag)
+
+
+    def _in_child(self, fetched, request, accept):
+        """Render in a child process: (Rendered, Fetched without its bytes)."""
+        limits = self.engine.limits
+        if fetched is None:  # a tree source: the child reads it
+            rendered, version, modified = self.processes.call(
+                "transform_path", limits, request.source, request.transform, self.defaults,
+                accept)
+            return rendered, Fetched(b"", version, modified)
+        rendered = self.processes.call("transform", limits, fetched.data, request.transform,
+                                       self.defaults, accept)
+        return rendered, fetched
 
 
 def cache_key(kind, request, suffix=""):
