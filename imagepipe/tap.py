@@ -68,7 +68,8 @@ def build(filename, reactor=None):
     status_view = Status(workers, __version__, renderer)
     from imagepipe.web.health import Health
 
-    root = Root(rpc, view, status_view, Health(engine, workers), mounts)
+    health = Health(engine, workers, renderer.processes if renderer is not None else None)
+    root = Root(rpc, view, status_view, health, mounts)
     site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log)
     node = Node(reactor, config, site, images, workers, rpc, view, magick)
     if renderer is not None and "origins" in renderer.sources:

@@ -9,6 +9,7 @@ checked here; nginx in front is in ``test_nginx.py``, replication in
 
 import http.client
 import http.server
+import io
 import json
 import os
 import threading
@@ -17,7 +18,7 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import Server, b64, corpus, opened, picture, wait_for
+from conftest import Server, b64, corpus, durations, opened, picture, wait_for
 from imagepipe.cli import sign
 
 WANELO = "shop/abc/def/012/3456789abcdef0123456789"
@@ -502,3 +503,39 @@ def test_render_processes_stop_with_the_node(make_server):
     [child] = children(server)
     server.stop()
     child.wait(10)
+
+
+def test_animations_stay_animated_over_http(node):
+    from PIL import Image as Picture
+
+    frames = [Picture.new("RGB", (80, 60), colour) for colour in ((255, 0, 0), (0, 255, 0),
+                                                                 (0, 0, 255))]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=[100, 200, 300],
+                   loop=0)
+    node.root.joinpath("photos", "anim.gif").write_bytes(out.getvalue())
+    gif = opened(get(node, "/r/w:40/photos/anim.gif").body)
+    assert (gif.format, gif.size, gif.n_frames) == ("GIF", (40, 30), 3)
+    assert durations(gif) == [100, 200, 300]
+    webp = opened(get(node, "/r/w:40/f:webp/photos/anim.gif").body)
+    assert (webp.format, webp.n_frames) == ("WEBP", 3)
+    still = opened(get(node, "/r/w:40/f:jpg/photos/anim.gif").body)
+    assert (still.format, still.size) == ("JPEG", (40, 30))
+
+
+def test_openross_modes_compose_on_white_and_trim(node):
+    from PIL import Image as Picture
+
+    framed = Picture.new("RGB", (300, 200), (255, 255, 255))
+    framed.paste((200, 20, 20), (100, 50, 200, 150))  # a 100x100 square in a white frame
+    out = io.BytesIO()
+    framed.save(out, "PNG")
+    node.root.joinpath("photos", "framed.png").write_bytes(out.getvalue())
+    comp = opened(get(node, "/openross/80/60/resizecomp/photos/wide.jpg").body).convert("RGB")
+    assert comp.size == (80, 60)
+    assert all(c > 245 for c in comp.getpixel((40, 2)))  # the white canvas above the picture
+    trimmed = opened(get(node, "/openross/100/100/trimresize/photos/framed.png").body)
+    trimmed = trimmed.convert("RGB")
+    assert trimmed.size == (100, 100)
+    red, green, blue = trimmed.getpixel((50, 50))
+    assert red > 150 and green < 80 and blue < 80  # the square fills it: the frame was trimmed

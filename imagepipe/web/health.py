@@ -1,5 +1,8 @@
 """``GET /health``: render a built-in picture through every mode and check the sizes.
 
+With render processes, the checks run in them: the health of the node is
+the health of what renders its requests.
+
 Answers 200 with the checks as JSON when every output has the size it
 should, else 503 naming what failed; a load balancer takes the node out of
 rotation on anything but 200.  The render runs in the worker pool like any
@@ -41,15 +44,20 @@ def sample():
     return out.getvalue()
 
 
-def run_checks(engine, data):
-    """Each check as a dict; ``ok`` False when the output size or format is wrong."""
+def run_checks(engine, data, render=None):
+    """Each check as a dict; ``ok`` False when the output size or format is wrong.
+
+    ``render(data, transform, defaults)`` renders (default: ``engine.transform``
+    in this process; the render processes when there are some).
+    """
+    render = render or engine.transform
     results = []
     for name, transform, expected in CHECKS:
         fmt = by_name(transform.format) if transform.format in engine.formats else None
         if fmt is None:
             continue  # a format this engine does not write (reported at start-up)
         try:
-            rendered = engine.transform(data, transform, EncodeOptions(quality=80))
+            rendered = render(data, transform, EncodeOptions(quality=80))
             with Image.open(io.BytesIO(rendered.data)) as image:
                 got = image.size
             ok = got == expected and rendered.format == fmt
@@ -67,17 +75,24 @@ class Health(resource.Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, engine, workers):
+    def __init__(self, engine, workers, processes=None):
         super().__init__()
         self.engine = engine
         self.workers = workers
+        self.processes = processes  # RenderProcesses: check the children that serve
         self.data = sample()
+
+    def _render(self, data, transform, defaults):
+        if self.processes is None:
+            return self.engine.transform(data, transform, defaults)
+        return self.processes.call("transform", self.engine.limits, data, transform, defaults,
+                                   ())
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         try:
-            d = self.workers.submit(run_checks, self.engine, self.data)
+            d = self.workers.submit(run_checks, self.engine, self.data, self._render)
         except Exception as error:  # noqa: BLE001 - Busy or shutting down
             request.setResponseCode(503)
             return json.dumps({"ok": False, "error": str(error)}).encode()
