@@ -414,6 +414,7 @@ def origins(tmp_path_factory):
     server.stop()
     for origin in (master, fallback, private):
         origin.shutdown()
+        origin.server_close()
 
 
 def test_origins_serve_from_the_master_then_the_fallbacks(origins):

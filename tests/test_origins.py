@@ -264,12 +264,19 @@ def redirect(location, code=302):
     return lambda handler: send(handler, code, headers=[("Location", location)])
 
 
+def _readable(stream, seconds):
+    """True once ``stream`` has data or end of file (poll: no limit on descriptor numbers)."""
+    poller = select.poll()
+    poller.register(stream, select.POLLIN)
+    return bool(poller.poll(seconds * 1000))
+
+
 def stall(handler):
     """Answer nothing; note when the client drops the connection."""
     origin = handler.server.origin
     handler.close_connection = True
     while not origin.release.is_set():
-        if select.select([handler.connection], [], [], 0.05)[0]:
+        if _readable(handler.connection, 0.05):
             try:
                 dropped = handler.connection.recv(1) == b""
             except ConnectionResetError:
@@ -362,7 +369,7 @@ class Driver:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         while True:  # an answer to an earlier request that timed out is skipped
-            if not select.select([self.process.stdout], [], [], 30)[0]:
+            if not _readable(self.process.stdout, 30):
                 raise AssertionError("the driver did not answer within 30 s")
             line = self.process.stdout.readline()
             if not line:
