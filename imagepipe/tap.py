@@ -83,13 +83,18 @@ def make_engine(config, status):
     """The engine ``[images] engine`` names, with the config's limits (after magick.start)."""
     from imagepipe.node import image_limits
 
-    if config.images.engine == "pillow":
+    return engine_named(config.images.engine, image_limits(config), status)
+
+
+def engine_named(name, limits, status):
+    """The ``wand`` or ``pillow`` engine with ``limits`` (after ``magick.start``)."""
+    if name == "pillow":
         from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
 
-        return PillowEngine(image_limits(config), available_formats())
+        return PillowEngine(limits, available_formats())
     from imagepipe.imaging.wand_engine import WandEngine
 
-    return WandEngine(image_limits(config), status.formats)
+    return WandEngine(limits, status.formats)
 
 
 def on_the_fly(reactor, config, tree, engine, workers, log):
@@ -132,10 +137,10 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
                               f"{settings.sign_keys!r}: {error}") from None
     processes = None
     if config.images.render_processes:
-        from imagepipe.imaging.processes import RenderProcesses
+        from imagepipe.imaging.processes import RenderProcesses, child_settings
 
-        processes = RenderProcesses(config.images.render_processes,
-                                    os.path.abspath(config.filename))
+        processes = RenderProcesses(config.images.render_processes, child_settings(config))
+        workers.starters.append(processes.start)
         workers.closers.append(processes.close)
         log.info("on-the-fly renders in {count} child processes",
                  count=config.images.render_processes)

@@ -24,18 +24,21 @@ class WorkerPool(Service):
         self.pool = pool or ThreadPool(threads, threads, name="imagepipe-io")
         self.in_flight = 0
         self.closing = False  # set on shutdown: admit nothing new
-        self.closers = []  # called once the threads have stopped
+        self.starters = []  # called when the service starts (after twistd daemonized)
+        self.closers = []  # called on stop, before the threads are joined
         self._idle = []
 
     def startService(self):
         Service.startService(self)
         self.pool.start()
+        for start in self.starters:
+            start()
 
     def stopService(self):
         Service.stopService(self)
-        self.pool.stop()
-        for close in self.closers:
+        for close in self.closers:  # first: a thread waiting on a closed helper wakes up
             close()
+        self.pool.stop()
 
     def resize(self, threads, max_pending):
         """Apply new sizes (on reload)."""

@@ -489,8 +489,13 @@ def test_render_processes_answer_like_the_threads(in_processes):
 
 def test_a_dead_render_process_is_replaced(in_processes):
     wait_for(lambda: len(children(in_processes)) == 2, what="two render processes")
-    for child in children(in_processes):
+    import psutil
+
+    killed = children(in_processes)
+    for child in killed:
         child.kill()
+    wait_for(lambda: all(c.status() == psutil.STATUS_ZOMBIE for c in killed),
+             what="the render processes to die")
     # The idle children were dead: each job goes to a new one.
     for width in (10, 11, 12, 13):
         assert get(in_processes, f"/r/w:{width}/a.jpg").status == 200
@@ -540,3 +545,30 @@ def test_openross_modes_compose_on_white_and_trim(node):
     assert trimmed.size == (100, 100)
     red, green, blue = trimmed.getpixel((50, 50))
     assert red > 150 and green < 80 and blue < 80  # the square fills it: the frame was trimmed
+
+
+def test_a_render_process_past_the_time_limit_is_stopped(make_server):
+    import psutil
+
+    server = make_server(images__render_processes=1)
+    server.sections["imagemagick"] = {"env": {"MAGICK_TIME_LIMIT": 1}}
+    server.root.joinpath("a.jpg").write_bytes(picture(100, 100))
+    server.start()
+    assert get(server, "/r/w:11/a.jpg").status == 200  # the child is up and serving
+    [child] = children(server)
+    child.suspend()  # stands for a render stuck inside a library
+    response = get(server, "/r/w:10/a.jpg")
+    assert response.status == 422 and b"MAGICK_TIME_LIMIT (1 s) reached" in response.body
+    assert not psutil.pid_exists(child.pid) or child.status() == psutil.STATUS_ZOMBIE
+    assert get(server, "/r/w:10/a.jpg").status == 200  # a new one took its place
+
+
+def test_render_processes_ignore_sigterm_while_the_node_drains(make_server):
+    server = make_server(images__render_processes=1)
+    server.root.joinpath("a.jpg").write_bytes(picture(100, 100))
+    server.start()
+    assert get(server, "/r/w:11/a.jpg").status == 200  # the child is up and serving
+    [child] = children(server)
+    child.terminate()  # what a service manager killing the whole group sends
+    assert get(server, "/r/w:10/a.jpg").status == 200
+    assert child.is_running()

@@ -60,13 +60,20 @@ def start(settings):
                         formats=tuple(_working_formats()))
 
 
+# The MagickSettings whose limits are in force in this process (render
+# processes receive them with every job, so a reload reaches them too).
+applied = None
+
+
 def apply_limits(settings):
     """Set ImageMagick's resource limits (may be called again on reload)."""
+    global applied
     from wand.resource import limits
 
     limits["thread"] = settings.thread_limit
     for name, value in settings.limits:
         limits[name] = value
+    applied = settings
 
 
 def current_limits():

@@ -1,23 +1,35 @@
 """Rendering in child processes, so that Python's interpreter lock does not cap the cores.
 
 With ``[images] render_processes = N``, on-the-fly renders run in N child
-processes (``python -m imagepipe.imaging.processes CONFIG FD``) instead of
-the worker threads.  A worker thread hands its job to an idle child over a
+processes (``python -m imagepipe.imaging.processes FD``) instead of the
+worker threads.  A worker thread hands its job to an idle child over a
 socket pair and waits for the answer with the lock released; the child
 reads a tree source itself (only its path crosses the socket, not its
 bytes), renders with its own engine, and sends the encoded result back.
-Each child loads the same config, starts ImageMagick behind the same
-policy, and takes the limits in force with every job (so a reload reaches
-it).
 
-A child that dies (a crash in a decoder, a kill) fails the job it had with
-``OperationFailed`` and is replaced; the node keeps serving.  Children exit
-when their socket closes, so none outlives the node.
+* The children start with the node's services (after twistd has
+  daemonized and dropped privileges) and are told the node's own settings
+  (engine, tree, ImageMagick): they never read the config file, so an edit
+  on disk cannot make them differ from the node.  The image limits and
+  ImageMagick's resource limits in force travel with every job, so a
+  reload reaches them.
+* A child found dead before it gets a job is replaced and the job given to
+  another; one that dies during a job fails it (``OperationFailed``, 500)
+  and is replaced; one that runs past the time limit (plus a grace) is
+  killed and the job fails with ``TooLarge``, so no worker thread waits
+  forever.  A child that cannot be started leaves its slot empty, to be
+  started again by the next job.
+* Children ignore SIGINT, SIGTERM and SIGHUP (the node drains and then
+  closes their sockets, which ends them) and are killed by the kernel if the
+  node dies.
 
-Messages are a 4-byte length and a pickle, between this process and the
-children it started: nothing else can write to the sockets.
+Jobs go out as a 4-byte length and a pickle (from the node, trusted).
+Answers come back in a plain format of bytes and text that the node parses
+without unpickling: a child decodes untrusted images, so nothing it sends
+may run code in the node.
 """
 
+import ctypes
 import pickle
 import queue
 import signal
@@ -26,21 +38,25 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 from imagepipe import errors
-from imagepipe.errors import ImagepipeError, OperationFailed
+from imagepipe.errors import ImagepipeError, OperationFailed, TooLarge
 
 _LENGTH = struct.Struct("!I")
+_REPLY = struct.Struct("!BIII")  # ok?, width, height, length of the format name
+_GRACE = 5.0  # seconds past the time limit before a child is killed
+_PR_SET_PDEATHSIG = 1
 
 
-def _send(sock, message):
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(_LENGTH.pack(len(body)) + body)
+def _send(sock, body):
+    sock.sendall(_LENGTH.pack(len(body)))
+    sock.sendall(body)
 
 
 def _receive(sock):
     (length,) = _LENGTH.unpack(_exactly(sock, _LENGTH.size))
-    return pickle.loads(_exactly(sock, length))
+    return _exactly(sock, length)
 
 
 def _exactly(sock, count):
@@ -51,95 +67,34 @@ def _exactly(sock, count):
         if not received:
             raise EOFError("the other side closed the socket")
         view = view[received:]
-    return bytes(buffer)
+    return buffer
 
 
-class _Child:
-    """One render process and this side of its socket."""
-
-    def __init__(self, config_file):
-        ours, theirs = socket.socketpair()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "imagepipe.imaging.processes", config_file,
-             str(theirs.fileno())], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-        theirs.close()
-        self.socket = ours
-
-    def stop(self, kill=False):
-        self.socket.close()  # the child exits on end of file
-        if kill:
-            self.process.kill()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def _reply_ok(rendered, version, modified):
+    """An answer: the encoded image and what the node needs to know of it."""
+    text = "\n".join((rendered.format.name, version or "", repr(modified))).encode()
+    return _REPLY.pack(1, rendered.width, rendered.height, len(text)) + text + rendered.data
 
 
-class RenderProcesses:
-    """``count`` children; ``call`` runs one job in an idle one (blocking: a worker thread)."""
+def _reply_error(name, message):
+    text = f"{name}\n{message}".encode()
+    return _REPLY.pack(0, 0, 0, len(text)) + text
 
-    def __init__(self, count, config_file):
-        self.config_file = config_file
-        self.count = count
-        self.closed = False
-        self._idle = queue.Queue()
-        self._all = []
-        self._lock = threading.Lock()
-        for _ in range(count):
-            self._idle.put(self._start())
 
-    def _start(self):
-        child = _Child(self.config_file)
-        with self._lock:
-            self._all.append(child)
-        return child
+def _parse_reply(body):
+    """(Rendered, version, modified) from an answer, or the error it names, raised."""
+    from imagepipe.imaging import Rendered
+    from imagepipe.imaging.formats import by_name
 
-    def call(self, method, *args):
-        """``method(*args)`` in a child; its result, or the error it raised, raised here.
-
-        A child found dead before it got the job is replaced and the job
-        given to another; one that dies during the job fails it.
-        """
-        message = (method, args)
-        for _ in range(self.count + 1):
-            child = self._idle.get()
-            try:
-                _send(child.socket, message)
-            except OSError:
-                self._replace(child)
-                continue
-            try:
-                kind, value = _receive(child.socket)
-            except (OSError, EOFError, pickle.UnpicklingError):
-                raise OperationFailed(f"render process died during {method} "
-                                      f"({self._replace(child)}); it was replaced") from None
-            break
-        else:
-            raise OperationFailed("render processes keep dying at start (see the log)")
-        self._idle.put(child)
-        if kind == "error":
-            raise _error(*value)
-        return value
-
-    def _replace(self, child):
-        """Stop ``child`` and start another; how it ended, in words."""
-        with self._lock:
-            self._all.remove(child)
-        child.stop(kill=True)
-        code = child.process.returncode
-        if not self.closed:
-            self._idle.put(self._start())
-        return (f"signal {signal.Signals(-code).name}" if code is not None and code < 0
-                else f"exit status {code}")
-
-    def close(self):
-        """Stop every child (they finish the job they have first)."""
-        self.closed = True
-        with self._lock:
-            children, self._all = self._all, []
-        for child in children:
-            child.stop()
+    ok, width, height, length = _REPLY.unpack_from(body)
+    text = bytes(body[_REPLY.size:_REPLY.size + length]).decode()
+    if not ok:
+        name, _, message = text.partition("\n")
+        raise _error(name, message)
+    fmt_name, version, modified = text.split("\n")
+    data = bytes(body[_REPLY.size + length:])
+    modified = None if modified == "None" else float(modified)
+    return Rendered(data, by_name(fmt_name), width, height), version or None, modified
 
 
 def _error(name, message):
@@ -150,57 +105,221 @@ def _error(name, message):
     return kind(message)
 
 
+class _Child:
+    """One render process and this side of its socket."""
+
+    def __init__(self, settings):
+        ours, theirs = socket.socketpair()
+        try:
+            # A session of its own: a Ctrl-C on the node's terminal is the node's to handle.
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "imagepipe.imaging.processes", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.socket = ours
+        _send(ours, pickle.dumps(settings))
+
+    def end(self):
+        """Close the socket (an idle child exits on end of file) and kill the process."""
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)  # wakes a thread waiting in recv
+        except OSError:
+            pass
+        self.socket.close()
+        if self.process.poll() is None:
+            self.process.kill()
+
+
+class RenderProcesses:
+    """``count`` child slots; ``call`` runs one job in an idle child (blocking: a worker thread).
+
+    ``settings``: what every child needs to set itself up like the node
+    (``child_settings``).
+    """
+
+    def __init__(self, count, settings):
+        self.count = count
+        self.settings = settings
+        self.closed = False
+        self._idle = queue.Queue()
+        self._all = []
+        self._lock = threading.Lock()
+
+    def start(self):
+        """Start every child (a slot whose child cannot start stays empty)."""
+        for _ in range(self.count):
+            self._idle.put(self._start_or_none())
+
+    def _start_or_none(self):
+        try:
+            child = _Child(self.settings)
+        except OSError as error:
+            sys.stderr.write(f"imagepipe: cannot start a render process: {error}\n")
+            return None
+        with self._lock:
+            self._all.append(child)
+        return child
+
+    def call(self, method, limits, *args):
+        """``method`` in a child; (Rendered, version, modified), or its error raised here.
+
+        ``limits``: the ``ImageLimits`` in force; ImageMagick's come from
+        ``magick.applied``.
+        """
+        from imagepipe.imaging import magick
+
+        if self.closed:
+            raise OperationFailed("render processes are stopping")
+        message = pickle.dumps((method, limits, magick.applied, args))
+        for _ in range(self.count + 1):
+            child = self._idle.get()
+            if child is None:
+                child = self._start_or_none()
+                if child is None:
+                    self._idle.put(None)
+                    raise OperationFailed("cannot start a render process (see the log)")
+            try:
+                if child.process.poll() is not None:
+                    raise BrokenPipeError
+                _send(child.socket, message)
+            except OSError:
+                self._replace(child)  # it was dead before it got the job
+                continue
+            return self._answer(child, method, limits)
+        raise OperationFailed("render processes keep dying at start (see the log)")
+
+    def _answer(self, child, method, limits):
+        """Wait for ``child``'s answer within the time limit; the child goes back or is replaced."""
+        child.socket.settimeout(limits.time_limit + _GRACE)
+        try:
+            body = _receive(child.socket)
+        except socket.timeout:
+            self._replace(child)
+            raise TooLarge(f"image: MAGICK_TIME_LIMIT ({limits.time_limit:g} s) reached; "
+                           f"the render process was stopped") from None
+        except (OSError, EOFError) as failure:
+            ended = self._replace(child)
+            if self.closed:
+                raise OperationFailed("render processes are stopping") from failure
+            raise OperationFailed(f"render process died during {method} ({ended}); it was "
+                                  f"replaced") from None
+        except BaseException:
+            self._replace(child)
+            raise
+        self._idle.put(child)
+        return _parse_reply(body)
+
+    def _replace(self, child):
+        """End ``child``, free its slot for a new one; how it ended, in words."""
+        with self._lock:
+            if child in self._all:
+                self._all.remove(child)
+        child.end()
+        try:
+            code = child.process.wait(10)
+        except subprocess.TimeoutExpired:
+            code = None
+        if not self.closed:
+            self._idle.put(self._start_or_none())
+        if code is None:
+            return "still running"
+        return (f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}")
+
+    def close(self, timeout=10.0):
+        """Stop every child: end of file for the idle ones, a kill for any still busy."""
+        self.closed = True
+        with self._lock:
+            children, self._all = self._all, []
+        for child in children:
+            try:
+                child.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        for child in children:
+            try:
+                child.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            child.end()
+            child.process.wait()
+
+
+def child_settings(config):
+    """What a render process needs of the node's config (``_Worker`` takes it)."""
+    from imagepipe.node import image_limits
+
+    return {"imagemagick": config.imagemagick, "engine": config.images.engine,
+            "path": config.images.path, "umask": config.images.umask,
+            "limits": image_limits(config)}
+
+
 # The child ------------------------------------------------------------------------
 
 class _Worker:
     """What a child does with each job."""
 
-    def __init__(self, config_file):
-        from imagepipe import config as configuration
+    def __init__(self, settings):
         from imagepipe.imaging import magick
 
-        config = configuration.load(config_file)
-        status = magick.start(config.imagemagick)  # before anything imports Wand
+        status = magick.start(settings["imagemagick"])  # before anything imports Wand
         from imagepipe.store import Tree
-        from imagepipe.tap import make_engine
+        from imagepipe.tap import engine_named
         from imagepipe.web.sources import TreeSource
 
-        self.engine = make_engine(config, status)
-        self.tree = TreeSource(Tree(config.images.path, config.images.umask))
+        self.magick = magick
+        self.engine = engine_named(settings["engine"], settings["limits"], status)
+        self.tree = TreeSource(Tree(settings["path"], settings["umask"]))
 
-    def transform_path(self, limits, path, transform, defaults, accept):
-        """Render a file of the tree; (Rendered, its version, its modification time)."""
-        fetched = self.tree.read(path)
-        return self.transform(limits, fetched.data, transform, defaults, accept), \
-            fetched.version, fetched.modified
-
-    def transform(self, limits, data, transform, defaults, accept):
-        """Render ``data``; the ``Rendered``."""
+    def run(self, method, limits, magick_settings, args):
+        """One job; the answer's bytes."""
+        if magick_settings is not None and magick_settings != self.magick.applied:
+            self.magick.apply_limits(magick_settings)
         self.engine.limits = limits
-        return self.engine.transform(data, transform, defaults, accept)
+        if method == "transform_path":
+            path, transform, defaults, accept = args
+            fetched = self.tree.read(path)
+            data, version, modified = fetched.data, fetched.version, fetched.modified
+        elif method == "transform":
+            data, transform, defaults, accept = args
+            version = modified = None
+        else:
+            raise OperationFailed(f"render process: unknown job {method!r}")
+        rendered = self.engine.transform(data, transform, defaults, accept)
+        return _reply_ok(rendered, version, modified)
 
 
-def serve(config_file, fd):
+def serve(fd):
     """The child's loop: one job at a time until the socket closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node decides when children stop
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)  # the node decides when children stop
+    try:  # die with the node, even if it is killed
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
     sock = socket.socket(fileno=fd)
-    worker = _Worker(config_file)
-    methods = {"transform": worker.transform, "transform_path": worker.transform_path}
+    worker = _Worker(pickle.loads(_receive(sock)))
     while True:
         try:
-            method, args = _receive(sock)
+            job = pickle.loads(_receive(sock))
         except (EOFError, OSError):
             return
         try:
-            reply = ("ok", methods[method](*args))
+            reply = worker.run(*job)
         except ImagepipeError as error:
-            reply = ("error", (type(error).__name__, str(error)))
+            reply = _reply_error(type(error).__name__, str(error))
         except Exception as error:  # noqa: BLE001 - reported, and the child goes on
-            sys.stderr.write(f"imagepipe render process: {method} failed: {error!r}\n")
-            reply = ("error", ("OperationFailed", "render failed (logged)"))
-        _send(sock, reply)
+            sys.stderr.write(f"imagepipe render process: {job[0]} failed: {error!r}\n")
+            reply = _reply_error("OperationFailed", "render failed (logged)")
+        try:
+            _send(sock, reply)
+        except OSError:
+            return
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(int(sys.argv[1]))  # serve() ignores the stop signals first of all

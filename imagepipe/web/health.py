@@ -85,8 +85,9 @@ class Health(resource.Resource):
     def _render(self, data, transform, defaults):
         if self.processes is None:
             return self.engine.transform(data, transform, defaults)
-        return self.processes.call("transform", self.engine.limits, data, transform, defaults,
-                                   ())
+        rendered, _, _ = self.processes.call("transform", self.engine.limits, data, transform,
+                                             defaults, ())
+        return rendered
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"application/json")

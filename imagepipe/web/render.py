@@ -181,8 +181,8 @@ class Renderer:
                 "transform_path", limits, request.source, request.transform, self.defaults,
                 accept)
             return rendered, Fetched(b"", version, modified)
-        rendered = self.processes.call("transform", limits, fetched.data, request.transform,
-                                       self.defaults, accept)
+        rendered, _, _ = self.processes.call("transform", limits, fetched.data,
+                                             request.transform, self.defaults, accept)
         return rendered, fetched
 
 
