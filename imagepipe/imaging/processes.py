@@ -113,7 +113,8 @@ class _Child:
         try:
             # A session of its own: a Ctrl-C on the node's terminal is the node's to handle.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "imagepipe.imaging.processes", str(theirs.fileno())],
+                [sys.executable, "-P", "-m", "imagepipe.imaging.processes",
+                 str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True)
         except BaseException:
             ours.close()
