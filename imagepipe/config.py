@@ -100,6 +100,9 @@ SETTINGS = (
             "Child processes that render on-the-fly requests; 0 renders in the worker "
             "threads. Python's interpreter lock keeps one process from using more than "
             "about 1.8 cores: set it to the number of CPUs on a busy image server."),
+    Setting("images", "render_process_memory", "byte_size", "512MiB",
+            "A render process whose resident memory is over this after a job (a huge "
+            "image leaves the heap large) is replaced by a fresh one."),
     Setting("images", "max_pending", "integer(0, 100000)", "0",
             "Calls that may wait for a free thread; more get fault 1003 (busy). "
             "0 means 4 x io_threads."),
@@ -449,6 +452,7 @@ class ImageSettings:
     io_threads: int
     max_pending: int
     render_processes: int
+    render_process_memory: int
     transliterate_paths: bool
     engine: str
     quality: int
@@ -596,6 +600,7 @@ def _typed(filename, raw):
         images=ImageSettings(
             path=os.path.realpath(root), umask=images["umask"], io_threads=threads,
             render_processes=images["render_processes"],
+            render_process_memory=images["render_process_memory"],
             max_pending=images["max_pending"] or 4 * threads,
             transliterate_paths=images["transliterate_paths"], engine=images["engine"],
             quality=images["quality"],

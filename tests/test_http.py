@@ -572,3 +572,16 @@ def test_render_processes_ignore_sigterm_while_the_node_drains(make_server):
     child.terminate()  # what a service manager killing the whole group sends
     assert get(server, "/r/w:10/a.jpg").status == 200
     assert child.is_running()
+
+
+def test_a_render_process_over_its_memory_is_replaced_after_answering(make_server):
+    server = make_server(images__render_processes=1, images__render_process_memory="1MiB",
+                         http__cache_max_bytes=0)
+    server.root.joinpath("a.jpg").write_bytes(picture(100, 100))
+    server.start()
+    seen = set()
+    for width in (10, 11, 12):
+        assert get(server, f"/r/w:{width}/a.jpg").status == 200  # answered, then retired
+        wait_for(lambda: len(children(server)) == 1, what="the next render process")
+        seen.add(children(server)[0].pid)
+    assert len(seen) == 3

@@ -19,6 +19,9 @@ bytes), renders with its own engine, and sends the encoded result back.
   killed and the job fails with ``TooLarge``, so no worker thread waits
   forever.  A child that cannot be started leaves its slot empty, to be
   started again by the next job.
+* A child whose resident memory passed ``[images] render_process_memory``
+  after a job (a huge image leaves the heap large) says so in its answer
+  and exits; a fresh one takes its slot.
 * Children ignore SIGINT, SIGTERM and SIGHUP (the node drains and then
   closes their sockets, which ends them) and are killed by the kernel if the
   node dies.
@@ -30,6 +33,7 @@ may run code in the node.
 """
 
 import ctypes
+import os
 import pickle
 import queue
 import signal
@@ -44,7 +48,8 @@ from imagepipe import errors
 from imagepipe.errors import ImagepipeError, OperationFailed, TooLarge
 
 _LENGTH = struct.Struct("!I")
-_REPLY = struct.Struct("!BIII")  # ok?, width, height, length of the format name
+_REPLY = struct.Struct("!BIII")  # flags, width, height, length of the text
+_OK, _RETIRING = 1, 2  # flags: a result (else an error); the child exits after this answer
 _GRACE = 5.0  # seconds past the time limit before a child is killed
 _PR_SET_PDEATHSIG = 1
 
@@ -86,9 +91,9 @@ def _parse_reply(body):
     from imagepipe.imaging import Rendered
     from imagepipe.imaging.formats import by_name
 
-    ok, width, height, length = _REPLY.unpack_from(body)
+    flags, width, height, length = _REPLY.unpack_from(body)
     text = bytes(body[_REPLY.size:_REPLY.size + length]).decode()
-    if not ok:
+    if not flags & _OK:
         name, _, message = text.partition("\n")
         raise _error(name, message)
     fmt_name, version, modified = text.split("\n")
@@ -211,7 +216,10 @@ class RenderProcesses:
         except BaseException:
             self._replace(child)
             raise
-        self._idle.put(child)
+        if body[0] & _RETIRING:
+            self._replace(child)
+        else:
+            self._idle.put(child)
         return _parse_reply(body)
 
     def _replace(self, child):
@@ -256,7 +264,8 @@ def child_settings(config):
 
     return {"imagemagick": config.imagemagick, "engine": config.images.engine,
             "path": config.images.path, "umask": config.images.umask,
-            "limits": image_limits(config)}
+            "limits": image_limits(config),
+            "retire_bytes": config.images.render_process_memory}
 
 
 # The child ------------------------------------------------------------------------
@@ -273,6 +282,7 @@ class _Worker:
         from imagepipe.web.sources import TreeSource
 
         self.magick = magick
+        self.retire_bytes = settings["retire_bytes"]
         self.engine = engine_named(settings["engine"], settings["limits"], status)
         self.tree = TreeSource(Tree(settings["path"], settings["umask"]))
 
@@ -292,6 +302,18 @@ class _Worker:
             raise OperationFailed(f"render process: unknown job {method!r}")
         rendered = self.engine.transform(data, transform, defaults, accept)
         return _reply_ok(rendered, version, modified)
+
+
+def _resident_bytes():
+    """This process's resident memory (0 when /proc cannot tell)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def serve(fd):
@@ -316,9 +338,14 @@ def serve(fd):
         except Exception as error:  # noqa: BLE001 - reported, and the child goes on
             sys.stderr.write(f"imagepipe render process: {job[0]} failed: {error!r}\n")
             reply = _reply_error("OperationFailed", "render failed (logged)")
+        retiring = _resident_bytes() > worker.retire_bytes
+        if retiring:
+            reply = bytes([reply[0] | _RETIRING]) + reply[1:]
         try:
             _send(sock, reply)
         except OSError:
+            return
+        if retiring:
             return
 
 
