@@ -37,7 +37,7 @@ def build(filename, reactor=None):
 
     from imagepipe.auth import Authenticator
     from imagepipe.images import ImageStore
-    from imagepipe.node import Node, image_limits, store_settings
+    from imagepipe.node import Node, store_settings
     from imagepipe.rpc import ImagepipeRPC
     from imagepipe.store import Tree
     from imagepipe import __version__
@@ -114,12 +114,19 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
         from imagepipe.web.origins import HttpOrigins
 
         sources["origins"] = OriginSource(HttpOrigins(reactor, settings.origins))
+    signer = None
+    if settings.sign_keys:
+        try:
+            signer = Signer(read_keys(settings.sign_keys))
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"{config.filename}: [http] sign_keys = "
+                              f"{settings.sign_keys!r}: {error}") from None
     cache = None
     if settings.cache_max_bytes:
         try:
             os.makedirs(settings.cache_path, exist_ok=True)
             cache = ResultCache(settings.cache_path, settings.cache_max_bytes,
-                                fingerprint(config, engine))
+                                fingerprint(config, engine, signer))
         except OSError as error:
             raise ConfigError(f"{config.filename}: [http] cache_path = "
                               f"{settings.cache_path!r}: cannot use it: "
@@ -128,13 +135,6 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
             log.info("result cache: emptied (the settings results depend on changed)")
         tree.listeners.append(lambda change: cache.invalidate(change.paths))
         workers.pool.callInThread(_reconcile, cache, log)
-    signer = None
-    if settings.sign_keys:
-        try:
-            signer = Signer(read_keys(settings.sign_keys))
-        except (OSError, ValueError) as error:
-            raise ConfigError(f"{config.filename}: [http] sign_keys = "
-                              f"{settings.sign_keys!r}: {error}") from None
     processes = None
     if config.images.render_processes:
         from imagepipe.imaging.processes import RenderProcesses, child_settings
@@ -157,17 +157,17 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
     return renderer, mounts
 
 
-def fingerprint(config, engine):
+def fingerprint(config, engine, signer):
     """What cached results depend on besides the request: a change empties the cache."""
     import hashlib
 
     from imagepipe import __version__
 
     settings = config.http
-    keys = open(settings.sign_keys, "rb").read() if settings.sign_keys else b""
     described = _stable((__version__, engine.name, engine.formats, settings.quality,
-                         settings.auto_avif, settings.mounts, settings.origins))
-    return hashlib.sha256(described.encode() + b"\0" + keys).hexdigest()
+                         settings.auto_avif, settings.mounts, settings.origins,
+                         [key.hex() for key in signer.keys] if signer else []))
+    return hashlib.sha256(described.encode()).hexdigest()
 
 
 def _stable(value):

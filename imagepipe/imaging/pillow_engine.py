@@ -103,19 +103,11 @@ class PillowEngine(Engine):
         self._limits = limits
 
     def _inspect(self, data, fmt):
-        try:
+        with self._failures(fmt, f"read {fmt.coder} header"):
             with _open(data, fmt) as image:
                 width, height = image.size
                 frames = getattr(image, "n_frames", 1)
                 orientation = image.getexif().get(_ORIENTATION, 0)
-        except Image.DecompressionBombError:
-            raise self._bomb() from None
-        except UnidentifiedImageError:
-            raise ClientError(f"image: cannot read {fmt.coder} header: not a valid "
-                              f"{fmt.coder} file") from None
-        except _DECODE_ERRORS as error:
-            raise ClientError(f"image: cannot read {fmt.coder} header: "
-                              f"{_text(error)}") from None
         return SourceInfo(format=fmt, width=width, height=height, frames=frames,
                           orientation=orientation if orientation in range(1, 9) else 0)
 
@@ -145,18 +137,20 @@ class PillowEngine(Engine):
             return Rendered(data, fmt, *plan.output)
 
     @contextlib.contextmanager
-    def _failures(self, fmt):
-        """Report Pillow's failures on ``fmt`` data as ``ClientError`` or ``TooLarge``."""
+    def _failures(self, fmt, doing=None):
+        """Report Pillow's failures as ``ClientError`` or ``TooLarge``.
+
+        ``doing`` names the step in the message (default: processing ``fmt`` data).
+        """
+        doing = doing or f"process {fmt.coder} data"
         try:
             yield
         except Image.DecompressionBombError:
             raise self._bomb() from None
         except UnidentifiedImageError:
-            raise ClientError(f"image: cannot process {fmt.coder} data: "
-                              f"not a valid {fmt.coder} file") from None
+            raise ClientError(f"image: cannot {doing}: not a valid {fmt.coder} file") from None
         except _DECODE_ERRORS as error:
-            raise ClientError(f"image: cannot process {fmt.coder} data: "
-                              f"{_text(error)}") from None
+            raise ClientError(f"image: cannot {doing}: {_text(error)}") from None
 
     def _bomb(self):
         return TooLarge(f"image: larger than max_pixels ({self.limits.max_pixels}) "

@@ -33,15 +33,11 @@ class WandEngine(Engine):
     name = "wand"
 
     def _inspect(self, data, fmt):
-        try:
+        with _failures(fmt, f"read {fmt.coder} header"):
             with Image.ping(blob=data, format=fmt.coder) as image:
                 frames = len(image.sequence)
                 width, height = _canvas(image)
                 orientation = ORIENTATION_TYPES.index(image.orientation)
-        except ResourceLimitError as error:
-            raise TooLarge(f"image: ImageMagick resource limit hit: {_text(error)}") from None
-        except (BaseError, WandRuntimeError) as error:
-            raise ClientError(f"image: cannot read {fmt.coder} header: {_text(error)}") from None
         return SourceInfo(format=fmt, width=width, height=height, frames=frames,
                           orientation=orientation if orientation in range(1, 9) else 0)
 
@@ -131,14 +127,18 @@ class WandEngine(Engine):
 
 
 @contextlib.contextmanager
-def _failures(fmt):
-    """Report ImageMagick's failures on ``fmt`` data as ``ClientError`` or ``TooLarge``."""
+def _failures(fmt, doing=None):
+    """Report ImageMagick's failures as ``ClientError`` or ``TooLarge``.
+
+    ``doing`` names the step in the message (default: processing ``fmt`` data).
+    """
     try:
         yield
     except ResourceLimitError as error:
         raise TooLarge(f"image: ImageMagick resource limit hit: {_text(error)}") from None
     except (BaseError, WandRuntimeError) as error:
-        raise ClientError(f"image: cannot process {fmt.coder} data: {_text(error)}") from None
+        raise ClientError(f"image: cannot {doing or f'process {fmt.coder} data'}: "
+                          f"{_text(error)}") from None
 
 
 def _cut(image, box):

@@ -160,16 +160,6 @@ def _host_key(host):
     return host.lower().rstrip(".")
 
 
-def _tls_missing():
-    """True when Twisted cannot verify certificates here (no pyOpenSSL/service_identity)."""
-    try:
-        import service_identity  # noqa: F401
-        from twisted.internet.ssl import optionsForClientTLS  # noqa: F401
-    except ImportError:
-        return True
-    return False
-
-
 def _check_base(name, base):
     if not isinstance(base, str) or not base.isascii():
         raise ValueError(f"{name}: expected an http(s) URL in ASCII, got {base!r}")
@@ -183,9 +173,6 @@ def _check_base(name, base):
                          f"got {base!r}")
     if parts.username is not None or parts.query or parts.fragment:
         raise ValueError(f"{name}: a base URL has no user, query or fragment, got {base!r}")
-    if parts.scheme == "https" and _tls_missing():
-        raise ValueError(f"{name}: https needs Twisted's TLS support "
-                         f"(pip install 'twisted[tls]')")
 
 
 def _check_number(name, value, kind, low):
@@ -378,9 +365,6 @@ def _redirect_target(url, locations, origin):
         raise OriginError(f"origin {origin}: a redirect to an invalid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OriginError(f"origin {origin}: a redirect to something else than http(s)")
-    if parts.scheme == "https" and _tls_missing():
-        raise OriginError(f"origin {origin}: a redirect to https, which needs Twisted's "
-                          f"TLS support")
     return parts._replace(fragment="").geturl()
 
 

@@ -10,6 +10,7 @@ stores the result.  Concurrent identical requests share one render
 """
 
 import hashlib
+import os
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote_to_bytes
 
@@ -17,6 +18,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, resource, server
+from twisted.web.static import NoRangeStaticProducer
 
 from imagepipe.errors import (Busy, ClientError, OperationFailed, OriginError, OriginTimeout,
                               SourceMissing, SourceTooLarge, TooLarge)
@@ -130,16 +132,15 @@ class Renderer:
         return outcome
 
     def _render(self, source, request, name, key, accept):
-        job = (self._job, source, None, request, name, key, accept)
         try:
-            if source.blocking:
-                return self.workers.submit(*job)
+            if source.blocking:  # the job reads the source itself
+                return self.workers.submit(self._job, source, None, request, name, key, accept)
             # Fetches count against the same admission as renders: a source
             # held in memory waiting for a thread is a call in flight.
             self.workers.admit(waiting=self.fetching)
-            self.fetching += 1
         except Busy as error:
             return defer.fail(error)
+        self.fetching += 1
         d = source.fetch(request.source)
 
         def fetched(result):
@@ -147,7 +148,8 @@ class Renderer:
             return result
 
         d.addBoth(fetched)
-        d.addCallback(lambda data: self.workers.submit(*job[:2], data, *job[3:]))
+        d.addCallback(lambda data: self.workers.submit(self._job, source, data, request, name,
+                                                       key, accept))
         return d
 
     def _job(self, source, fetched, request, name, key, accept):
@@ -281,19 +283,27 @@ class Mount(resource.Resource):
                 request.setHeader(b"x-imagepipe-vary", b"Accept")
             request.finish()
             return
-        data = result.data
-        if entry is not None and not data:
-            data = _read(entry.path)
-            if data is None:  # evicted between the lookup and now
-                request.setResponseCode(503)
-                request.setHeader(b"retry-after", b"1")
-                request.setHeader(b"cache-control", b"no-store")
-                request.finish()
-                return
-        request.setHeader(b"content-length", str(len(data)).encode())
-        if request.method != b"HEAD":
-            request.write(data)
-        request.finish()
+        if result.data or entry is None:
+            request.setHeader(b"content-length", str(len(result.data)).encode())
+            if request.method != b"HEAD":
+                request.write(result.data)
+            request.finish()
+            return
+        # A hit: the file is sent as the tree view sends one, as the socket takes it.
+        try:
+            handle = open(entry.path, "rb")
+        except OSError:  # evicted between the lookup and now
+            request.setResponseCode(503)
+            request.setHeader(b"retry-after", b"1")
+            request.setHeader(b"cache-control", b"no-store")
+            request.finish()
+            return
+        request.setHeader(b"content-length", str(os.fstat(handle.fileno()).st_size).encode())
+        if request.method == b"HEAD":
+            handle.close()
+            request.finish()
+            return
+        NoRangeStaticProducer(request, handle).start()
 
     def _error(self, request, error, failure=None):
         status = status_of(error)
@@ -333,14 +343,6 @@ def _not_modified_since(request, modified):
         return http.stringToDatetime(since.split(b";")[0]) >= modified
     except ValueError:
         return False
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError:
-        return None
 
 
 def _accept(header):

@@ -1,15 +1,16 @@
 """Where on-the-fly sources come from: the stored tree, or HTTP origins.
 
-Every source offers the same three things to the renderer
+What every source offers the renderer
 (``imagepipe.web.render``):
 
 * ``version(path)``: a cheap text naming the current content, checked on
   every request that reaches imagepipe to tell whether a cached result is
   still good; None when it cannot be known without fetching (then a cached
   result is trusted until it is evicted or invalidated);
-* ``fetch(path)``: a Deferred of ``Fetched``, or ``SourceMissing``;
-* ``blocking``: True when ``read(path)`` (synchronous) should run inside the
-  render job instead, which saves a thread hop for local files.
+* ``blocking``: True for a source read synchronously inside the render job
+  (``read(path)``, the tree: no thread hop for local files); False for one
+  fetched first (``fetch(path)``, a Deferred of ``Fetched``);
+* either raises or fails with ``SourceMissing`` when there is no such source.
 
 An S3 source fits the same shape: ``version`` from a HEAD's ETag or None,
 ``fetch`` a GET.
@@ -19,9 +20,8 @@ import os
 from dataclasses import dataclass
 
 from twisted.application.service import Service
-from twisted.internet import defer
 
-from imagepipe.errors import OperationFailed, SourceMissing
+from imagepipe.errors import SourceMissing
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,6 @@ class TreeSource:
         with handle:
             info = os.fstat(handle.fileno())
             return Fetched(handle.read(), tree_version(info), info.st_mtime)
-
-    def fetch(self, path):
-        """``read`` as a Deferred (for callers that do not run in a thread)."""
-        try:
-            return defer.succeed(self.read(path))
-        except (SourceMissing, OperationFailed) as error:
-            return defer.fail(error)
 
 
 class OriginSource(Service):
