@@ -51,6 +51,9 @@ def build(filename, reactor=None):
     log = Logger(namespace="imagepipe")
     log.info("{version}; formats {formats}; limits {limits}", version=status.version,
              formats=", ".join(status.formats), limits=status.limits)
+    log.info("ImageMagick policy in force: refuses {refused}; not in this ImageMagick: "
+             "{absent}", refused=", ".join(status.refused),
+             absent=", ".join(status.absent) or "none")
     if config.imagemagick.convert:
         log.info("[imagemagick] convert is not used: images are processed in-process")
 

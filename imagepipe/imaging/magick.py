@@ -2,8 +2,9 @@
 
 ImageMagick reads ``policy.xml`` and ``MAGICK_*`` variables once, when Wand
 is first imported, so ``start`` must run before anything imports Wand.  It
-then proves that the policy is in force (script coders are refused) and finds
-out which optional formats this ImageMagick can really write and read back.
+then proves that the policy is in force (each script coder is refused, or
+absent from this build of ImageMagick) and finds out which optional formats
+this ImageMagick can really write and read back.
 
 ``MAGICK_TIME_LIMIT`` is deliberately not handed to ImageMagick: in
 ImageMagick 6 it counts from process start and aborts the whole process when
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from imagepipe.errors import ConfigError
 from imagepipe.imaging.formats import FORMATS
 
-POLICY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "magick")
+POLICY_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "policy")
 
-# Each of these must be refused by the policy; a tiny payload per coder.
+# Each of these must be refused by the policy (or be absent); a tiny payload
+# per coder.  MVG comes first because it decodes harmlessly when the policy is
+# not loaded: MSL and TEXT, when they run, can crash ImageMagick outright.
 _POLICY_PROBES = (
     ("MVG", b"push graphic-context\nviewbox 0 0 1 1\npop graphic-context\n"),
     ("MSL", b"<?xml version=\"1.0\"?><image><read filename=\"x.png\"/></image>"),
@@ -32,14 +35,30 @@ _POLICY_PROBES = (
 
 _OPTIONAL = ("avif", "heic")
 
+# How ImageMagick answered one probe.  A coder the policy refuses and a coder
+# this ImageMagick does not have are equally safe; one that reached its
+# decoder is not (whether it then decoded the payload or choked on it).
+REFUSED = "refused by the policy"
+ABSENT = "not in this ImageMagick"
+
 
 @dataclass(frozen=True)
 class MagickStatus:
-    """What start-up found: the library version, limits in force, formats."""
+    """What start-up found: the library version, limits in force, formats, policy."""
 
     version: str
     limits: dict
     formats: tuple  # names of the formats that can be read and written
+    refused: tuple = ()  # probed coders the policy refuses
+    absent: tuple = ()  # probed coders this ImageMagick does not have
+
+
+@dataclass(frozen=True)
+class PolicyReport:
+    """The probed coders, split by why they cannot run."""
+
+    refused: tuple
+    absent: tuple
 
 
 def start(settings):
@@ -55,9 +74,10 @@ def start(settings):
     from wand.version import MAGICK_VERSION
 
     apply_limits(settings)
-    prove_policy()
+    report = prove_policy()
     return MagickStatus(version=MAGICK_VERSION, limits=current_limits(),
-                        formats=tuple(_working_formats()))
+                        formats=tuple(_working_formats()), refused=report.refused,
+                        absent=report.absent)
 
 
 # The MagickSettings whose limits are in force in this process (render
@@ -85,23 +105,58 @@ def current_limits():
 
 
 def prove_policy():
-    """Raise ``ConfigError`` unless every dangerous coder is refused."""
-    from wand.exceptions import PolicyError
+    """Probe every dangerous coder; the ``PolicyReport``, or ``ConfigError`` if one ran.
+
+    Probing stops at the first coder that runs: the next one might not return.
+    """
+    outcomes = {}
+    for coder, payload in _POLICY_PROBES:
+        outcomes[coder] = probe(coder, payload)
+        if outcomes[coder] not in (REFUSED, ABSENT):
+            break
+    return judge_policy(outcomes)
+
+
+def probe(coder, payload):
+    """How ImageMagick answers a request to decode ``payload`` with ``coder``.
+
+    ``REFUSED``, ``ABSENT``, or a sentence saying that the coder ran.
+    """
+    from wand.exceptions import MissingDelegateError, PolicyError
     from wand.image import Image
 
-    for coder, payload in _POLICY_PROBES:
-        try:
-            with Image(blob=payload, format=coder):
-                pass
-        except PolicyError:
-            continue
-        except Exception as error:  # noqa: BLE001 - anything but a refusal is a failure
-            raise ConfigError(f"ImageMagick security policy is not in force: the {coder} "
-                              f"probe failed with {type(error).__name__} instead of a "
-                              f"policy refusal (is Wand imported before imagepipe "
-                              f"configured it?)") from None
-        raise ConfigError(f"ImageMagick security policy is not in force: the {coder} "
-                          f"probe was decoded")
+    try:
+        with Image(blob=payload, format=coder):
+            pass
+    except PolicyError:
+        return REFUSED
+    except MissingDelegateError:
+        return ABSENT
+    except Exception as error:  # noqa: BLE001 - the coder ran: it was not refused
+        return f"reached the coder, which failed with {type(error).__name__}"
+    return "was decoded"
+
+
+def judge_policy(outcomes):
+    """The ``PolicyReport`` for ``{coder: outcome}``; ``ConfigError`` unless all are safe.
+
+    Every coder must be refused or absent, and at least one must be refused:
+    when none is, the policy file was not loaded at all and its other rules
+    (delegates, paths) are not in force either.
+    """
+    ran = [f"the {coder} probe {outcome}" for coder, outcome in outcomes.items()
+           if outcome not in (REFUSED, ABSENT)]
+    if ran:
+        raise ConfigError("ImageMagick security policy is not in force: " + "; ".join(ran)
+                          + " (is Wand imported before imagepipe configured it?)")
+    refused = tuple(coder for coder, outcome in outcomes.items() if outcome == REFUSED)
+    if not refused:
+        raise ConfigError("ImageMagick security policy is not in force: no probe was "
+                          "refused (" + ", ".join(outcomes) + " are all absent), so "
+                          "imagepipe's policy.xml was not loaded")
+    return PolicyReport(refused=refused,
+                        absent=tuple(coder for coder, outcome in outcomes.items()
+                                     if outcome == ABSENT))
 
 
 def _working_formats():
