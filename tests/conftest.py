@@ -63,8 +63,9 @@ def render_config(sections):
 class Server:
     """One imagepipe process under test."""
 
-    def __init__(self, base, **overrides):
+    def __init__(self, base, twistd=TWISTD, **overrides):
         self.base = Path(base)
+        self.twistd = twistd
         self.root = self.base / "images"
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -91,7 +92,7 @@ class Server:
         self._log = open(self.logfile, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "imagepipe", "-c", str(self.config)],
+            [self.twistd, "-n", "--pidfile=", "imagepipe", "-c", str(self.config)],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=self.base, env=env)
         if wait:
             self.wait_listening(self.port)
