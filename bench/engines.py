@@ -4,7 +4,7 @@ Every measurement does the same task: a corpus JPEG becomes a 1024x1024 fit,
 a 250x250 fit and a 50x50 centre crop (cover, then crop), JPEG quality 85,
 4:2:0.  For each image (by default the 6028x3391 baseline
 ``Kleiber_by_Lukas_Baubkus.jpg`` and the progressive
-``seeding_by_Clements_Engelhardt.jpg`` from ``../shared/corpus``) one run
+``seeding_by_Clements_Engelhardt.jpg``, fetched from Debian by ``corpus.py``) one run
 measures, one thread and then two threads (two workers each doing whole
 tasks), in ``--rounds`` blocks with the engines taking turns:
 
@@ -65,14 +65,12 @@ from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.geometry import Mode
 from imagepipe.node import image_limits
 
+import corpus
 from common import Target, cpu_model, table
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
-DEFAULT_IMAGES = (CORPUS / "Kleiber_by_Lukas_Baubkus.jpg",
-                  CORPUS / "seeding_by_Clements_Engelhardt.jpg")
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-DEFAULT_SHARP_DIR = CACHE / "imagepipe-bench" / "sharp"
+DEFAULT_PHOTOS = ("Kleiber_by_Lukas_Baubkus.jpg", "seeding_by_Clements_Engelhardt.jpg")
+DEFAULT_SHARP_DIR = corpus.CACHE / "sharp"
 
 QUALITY = 85
 JPEG = by_name("jpg")
@@ -276,13 +274,14 @@ def parse_args():
     parser.add_argument("--image", type=Path, action="append",
                         help="source JPEG, repeatable; the first one is the targets' "
                              "(default: Kleiber_by_Lukas_Baubkus.jpg and "
-                             "seeding_by_Clements_Engelhardt.jpg from ../shared/corpus)")
+                             "seeding_by_Clements_Engelhardt.jpg, fetched from Debian)")
     parser.add_argument("--sharp-dir", type=Path, default=DEFAULT_SHARP_DIR,
                         help=f"where npm installs sharp, kept between runs "
                              f"(default {DEFAULT_SHARP_DIR})")
     parser.add_argument("--rss-child", choices=("wand", "pillow"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.image = tuple(image.resolve() for image in args.image or DEFAULT_IMAGES)
+    args.image = tuple(image.resolve() for image in args.image
+                       or [corpus.photo(name) for name in DEFAULT_PHOTOS])
     for image in args.image:
         if not image.is_file():
             raise SystemExit(f"engines.py: {image}: no such file")

@@ -74,15 +74,15 @@ import PIL
 import psutil
 from PIL import Image, ImageOps, JpegImagePlugin
 
+import corpus
 from common import Target, convert_version, cpu_model, free_port, table
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_IMAGE = ROOT.parent / "shared" / "corpus" / "Kleiber_by_Lukas_Baubkus.jpg"
+DEFAULT_PHOTO = "Kleiber_by_Lukas_Baubkus.jpg"
 NGINX_SITE = ROOT / "examples" / "nginx" / "imagepipe.conf"
 TWISTD = Path(sys.executable).with_name("twistd")
 NGINX = "/usr/sbin/nginx"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-DEFAULT_THUMBOR_VENV = CACHE / "imagepipe-bench" / "thumbor-venv"
+DEFAULT_THUMBOR_VENV = corpus.CACHE / "thumbor-venv"
 
 THUMBOR_VERSION = "7.8.0"
 # Only needed when pip has to build something from source (no wheel).
@@ -328,9 +328,9 @@ def parse_args():
     parser.add_argument("--rss-engine", choices=ENGINES, default="wand",
                         help="engine of the server whose RSS is sampled (default wand, "
                              "imagepipe's default)")
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE,
-                        help="source photo, downscaled to 2048 px first "
-                             "(default: the corpus Kleiber wallpaper)")
+    parser.add_argument("--image", type=Path,
+                        help=f"source photo, downscaled to 2048 px first (default: "
+                             f"{DEFAULT_PHOTO}, fetched from Debian when missing)")
     parser.add_argument("--thumbor-venv", type=Path, default=DEFAULT_THUMBOR_VENV,
                         help=f"virtualenv pip installs thumbor {THUMBOR_VERSION} into, kept "
                              f"between runs (default {DEFAULT_THUMBOR_VENV})")
@@ -338,6 +338,8 @@ def parse_args():
     if args.quick:  # other defaults; options given still win
         parser.set_defaults(miss_seconds=3, hit_seconds=2, rounds=1, rss_requests=1_000)
         args = parser.parse_args()
+    if args.image is None:
+        args.image = corpus.photo(DEFAULT_PHOTO)
     if not args.image.is_file():
         raise SystemExit(f"http.py: {args.image}: no such file")
     return args

@@ -65,10 +65,10 @@ import psutil
 import zmq
 from PIL import Image
 
+import corpus
 from common import Target, convert_version, free_port, table
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_IMAGE = ROOT.parent / "shared" / "corpus" / "sunset_by_Aitzol_Berasategi.jpg"
+DEFAULT_PHOTO = "sunset_by_Aitzol_Berasategi.jpg"
 TWISTD = Path(sys.executable).with_name("twistd")
 
 QUALITY = 85  # of the stored variants
@@ -182,8 +182,9 @@ def parse_args():
                              "(default 20)")
     parser.add_argument("--clients", type=int, default=2,
                         help="client threads in (2) and (3) (default 2)")
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE,
-                        help="source photo (default: the corpus sunset)")
+    parser.add_argument("--image", type=Path,
+                        help=f"source photo (default: {DEFAULT_PHOTO}, fetched from Debian "
+                             f"when missing)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the nodes' directories and logs, and print where")
     return parser.parse_args()
@@ -1062,6 +1063,8 @@ def run(args, workdir, stack):
 def main():
     """Measure (1) to (3) and print the tables, then the targets."""
     args = parse_args()
+    if args.image is None:
+        args.image = corpus.photo(DEFAULT_PHOTO)
     if not args.image.is_file():
         raise SystemExit(f"replication.py: {args.image}: no such file")
     raise_on_sigterm()

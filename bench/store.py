@@ -1,6 +1,7 @@
 """Storing one large JPEG: convert processes, the engine, and the server under load.
 
-Every measurement does the same work: the 6028x3391 corpus JPEG becomes a
+Every measurement does the same work: a 6028x3391 photo (Kleiber, from
+Debian's lomiri-wallpapers-20.04, fetched by ``corpus.py``) becomes a
 1024x1024 fit, a 250x250 fit ("_m") and a 50x50 centre crop ("_s"), JPEG
 quality 85.  One run measures
 
@@ -49,12 +50,10 @@ from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.geometry import Mode
 from imagepipe.node import image_limits
 
+import corpus
 from common import Target, convert_version, cpu_model, free_port, table
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_IMAGE = ROOT.parent / "shared" / "corpus" / "Kleiber_by_Lukas_Baubkus.jpg"
-WALLPAPER_PACKAGE = "lomiri-wallpapers-20.04"
-WALLPAPER_PATH = "usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg"
+DEFAULT_PHOTO = "Kleiber_by_Lukas_Baubkus.jpg"
 TWISTD = Path(sys.executable).with_name("twistd")
 
 QUALITY = 85
@@ -101,34 +100,19 @@ def parse_args():
                         help="store_image calls per throughput / peak RSS run (default 200)")
     parser.add_argument("--repeat", type=int, default=7,
                         help="timed runs behind each median of (a), (b), (c) (default 7)")
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE,
-                        help="source JPEG (default: the corpus Kleiber wallpaper, fetched "
-                             "from Debian when missing)")
+    parser.add_argument("--image", type=Path,
+                        help=f"source JPEG (default: {DEFAULT_PHOTO}, fetched from Debian "
+                             f"into bench/.corpus when missing)")
     return parser.parse_args()
 
 
-def source_image(path, workdir):
-    """The source file: ``path``, or the wallpaper fetched into ``workdir`` when missing."""
-    if path.is_file():
-        return path
-    if path != DEFAULT_IMAGE:
+def source_image(path):
+    """The source file: ``path``, or the default photo (fetched when missing)."""
+    if path is None:
+        return corpus.photo(DEFAULT_PHOTO)
+    if not path.is_file():
         raise SystemExit(f"store.py: {path}: no such file")
-    return fetch_wallpaper(workdir)
-
-
-def fetch_wallpaper(workdir):
-    """Extract the Kleiber wallpaper from its Debian package, downloaded with apt-get."""
-    print(f"{DEFAULT_IMAGE} is missing: fetching it from {WALLPAPER_PACKAGE}", flush=True)
-    debs = workdir / "debs"
-    debs.mkdir()
-    done = subprocess.run(["apt-get", "download", WALLPAPER_PACKAGE], cwd=debs,
-                          capture_output=True, text=True)
-    packages = list(debs.glob("*.deb"))
-    if done.returncode or not packages:
-        raise SystemExit(f"store.py: apt-get download {WALLPAPER_PACKAGE} failed (run "
-                         f"apt-get update first?):\n{done.stderr.strip()}")
-    subprocess.run(["dpkg-deb", "-x", str(packages[0]), str(debs / "x")], check=True)
-    return debs / "x" / WALLPAPER_PATH
+    return path
 
 
 def write_config(directory, io_threads, port=0):
@@ -468,7 +452,7 @@ def main():
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="imagepipe-bench-") as temp:
         workdir = Path(temp)
-        image = source_image(args.image, workdir)
+        image = source_image(args.image)
         data = image.read_bytes()
         engine, wand_version = start_engine(workdir)
         print_header(image, data, wand_version)

@@ -3,6 +3,7 @@
 ``Server`` writes a config file, starts ``twistd -n imagepipe`` as a child
 process and waits for its port to accept connections (an event, not a
 sleep).  Outputs are decoded with Pillow, never with imagepipe's own code.
+The sample pictures are in ``samples.py``.
 """
 
 import base64
@@ -20,7 +21,6 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path(os.environ.get("IMAGEPIPE_CORPUS", ROOT.parent / "shared" / "corpus"))
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
 
@@ -156,11 +156,6 @@ def make_server(tmp_path):
     yield make
     for node in started:
         node.stop(signal.SIGKILL)
-
-
-def corpus(name):
-    """Bytes of a corpus file."""
-    return (CORPUS / name).read_bytes()
 
 
 def b64(data):

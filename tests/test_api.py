@@ -4,7 +4,8 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import b64, corpus, opened, picture
+from conftest import b64, opened, picture
+from samples import animated_gif
 
 
 def test_store_single_size_fits_inside_and_keeps_aspect(server):
@@ -51,7 +52,7 @@ def test_format_composite_and_crop_dicts_apply_per_suffix(server):
 
 
 def test_no_size_and_no_format_stores_the_bytes_unchanged(server):
-    data = corpus("pillow_chi_anim.gif")
+    data = animated_gif()
     server.proxy().store_image(b64(data), "orig/chi.gif")
     assert (server.root / "orig/chi.gif").read_bytes() == data
 
@@ -79,7 +80,7 @@ def test_move_single_and_lists_create_directories(server):
 def test_image_info_describes_a_stored_file(server):
     import hashlib
     proxy = server.proxy()
-    proxy.store_image(b64(corpus("pillow_chi_anim.gif")), "info/chi.gif")
+    proxy.store_image(b64(animated_gif()), "info/chi.gif")
     info = proxy.image_info("info/chi.gif")
     data = (server.root / "info/chi.gif").read_bytes()
     assert (info["width"], info["height"]) == opened(data).size

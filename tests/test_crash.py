@@ -10,14 +10,15 @@ import xmlrpc.client
 import psutil
 import pytest
 
-from conftest import b64, corpus, opened, wait_for
+from conftest import b64, opened, wait_for
+from samples import photo
 
 pytestmark = pytest.mark.slow
 
 
 def test_kill_9_mid_stream_keeps_every_acknowledged_write(make_server):
     node = make_server(images__io_threads=2).start()
-    payload = b64(corpus("sunset_by_Aitzol_Berasategi.jpg"))
+    payload = b64(photo(4272, 2848, quality=85, progressive=True))
     acknowledged, stop = [], threading.Event()
 
     def writer(worker):
@@ -55,7 +56,7 @@ def test_kill_9_mid_stream_keeps_every_acknowledged_write(make_server):
 
 def test_a_thousand_uploads_beyond_capacity_are_busy_with_bounded_memory(make_server):
     node = make_server(images__io_threads=1, images__max_pending=1).start()
-    body = xmlrpc.client.dumps((b64(corpus("Dragonfly_by_Bolly.jpg")), "flood/x.jpg", "",
+    body = xmlrpc.client.dumps((b64(photo(4224, 3168, quality=85, progressive=True)), "flood/x.jpg", "",
                                 [2000, 2000]), "store_image").encode()
     process = psutil.Process(node.process.pid)
     before = process.memory_info().rss

@@ -11,7 +11,8 @@ import zlib
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat, JpegImagePlugin
 
-from conftest import corpus, durations, opened, picture
+from conftest import durations, opened, picture
+from samples import PHOTO, animated_gif, logo_png, photo, sample
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import EncodeOptions, VariantSpec
 from imagepipe.imaging.formats import by_name
@@ -58,8 +59,8 @@ def png_chunk(kind, body):
         ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
-def test_fit_crop_and_pad_sizes_on_a_real_photo(engine):
-    data = corpus("Kleiber_by_Lukas_Baubkus.jpg")
+def test_fit_crop_and_pad_sizes_on_a_camera_sized_photo(engine):
+    data = photo()
     specs = [VariantSpec((1024, 1024), Mode.FIT, JPG), VariantSpec((250, 250), Mode.FIT, JPG),
              VariantSpec((50, 50), Mode.CROP, JPG), VariantSpec((300, 300), Mode.PAD, PNG)]
     sizes = [opened(out).size for out in engine.render(data, specs, OPTIONS)]
@@ -67,7 +68,7 @@ def test_fit_crop_and_pad_sizes_on_a_real_photo(engine):
 
 
 def test_cascade_matches_a_direct_resize(engine):
-    data = corpus("sunset_by_Aitzol_Berasategi.jpg")
+    data = photo(4272, 2848, quality=85, progressive=True)
     both = engine.render(data, [VariantSpec((1024, 1024), Mode.FIT, PNG),
                                 VariantSpec((250, 250), Mode.FIT, PNG)], OPTIONS)
     (alone,) = engine.render(data, [VariantSpec((250, 250), Mode.FIT, PNG)], OPTIONS)
@@ -103,8 +104,8 @@ def test_transparent_png_to_jpeg_is_flattened_on_white(engine):
     assert close_to(image.getpixel((20, 20)), (10, 120, 10), 20)
 
 
-def test_real_alpha_png_keeps_alpha_when_output_is_png(engine):
-    image, _ = render_one(engine, corpus("emerald_logo_alpha.png"), (200, 200), Mode.FIT, PNG)
+def test_alpha_png_keeps_alpha_when_output_is_png(engine):
+    image, _ = render_one(engine, logo_png(), (200, 200), Mode.FIT, PNG)
     assert image.mode == "RGBA" and image.size == (188, 200)
     assert image.getchannel("A").getextrema() == (0, 255)
 
@@ -157,8 +158,8 @@ def test_animated_gif_keeps_frames_delays_and_loop(engine):
     assert durations == [100, 200, 300]
 
 
-def test_real_animated_gif_is_resized_frame_by_frame(engine):
-    source = corpus("wand_nocomments_anim.gif")
+def test_animated_gif_is_resized_frame_by_frame(engine):
+    source = animated_gif(46, 350, 197)
     _, data = render_one(engine, source, (100, 100), Mode.FIT, GIF)
     image = Image.open(io.BytesIO(data))
     assert image.n_frames == Image.open(io.BytesIO(source)).n_frames == 46
@@ -183,7 +184,7 @@ def test_animated_webp_to_gif_keeps_frames_and_durations(engine):
 
 
 def test_animated_gif_to_png_keeps_the_first_frame(engine):
-    image, _ = render_one(engine, corpus("pillow_chi_anim.gif"), (100, 100), Mode.FIT, PNG)
+    image, _ = render_one(engine, animated_gif(), (100, 100), Mode.FIT, PNG)
     assert image.format == "PNG" and getattr(image, "n_frames", 1) == 1
     assert image.size == (100, 75)
 
@@ -203,7 +204,7 @@ def test_same_input_gives_the_same_bytes(engine, name):
 
 
 def test_quality_and_progressive_options(engine):
-    data = corpus("Dragonfly_by_Bolly.jpg")
+    data = photo(4224, 3168, quality=85, progressive=True)
     low, low_bytes = render_one(engine, data, (800, 800), options=EncodeOptions(quality=30))
     high, high_bytes = render_one(engine, data, (800, 800), options=EncodeOptions(quality=95))
     assert len(low_bytes) < len(high_bytes) / 2
@@ -214,7 +215,7 @@ def test_quality_and_progressive_options(engine):
 
 
 def test_no_resize_and_same_format_returns_the_verified_bytes(engine):
-    data = corpus("pillow_chi_anim.gif")
+    data = animated_gif()
     assert engine.render(data, [VariantSpec(None, Mode.FIT, None, verbatim=True)],
                          OPTIONS) == [data]
 
@@ -244,13 +245,13 @@ def test_non_image_payloads_are_refused_before_imagemagick(engine, payload):
 
 
 def test_truncated_jpeg_is_refused(engine):
-    data = corpus("seeding_by_Clements_Engelhardt.jpg")[:300_000]
+    data = photo(5312, 2988, quality=85, progressive=True, subsampling="4:2:0")[:300_000]
     with pytest.raises(ClientError, match="truncated"):
         engine.render(data, [VariantSpec(None, Mode.FIT, None, verbatim=True)], OPTIONS)
 
 
 def test_truncated_png_is_refused(engine):
-    data = corpus("emerald_logo_alpha.png")[:100_000]
+    data = logo_png()[:100_000]
     with pytest.raises(ClientError, match="cannot"):
         engine.render(data, [VariantSpec((10, 10), Mode.FIT, PNG)], OPTIONS)
 
@@ -300,7 +301,7 @@ def test_the_time_limit_aborts_a_long_call(engine):
 
     hasty = type(engine)(ImageLimits(time_limit=0.0), engine.formats)
     with pytest.raises(TooLarge, match=r"MAGICK_TIME_LIMIT \(0 s\) reached"):
-        hasty.render(corpus("Kleiber_by_Lukas_Baubkus.jpg"),
+        hasty.render(photo(),
                      [VariantSpec((1024, 1024), Mode.FIT, JPG)], OPTIONS)
 
 
@@ -336,20 +337,32 @@ def _frames(data):
         yield image.convert("RGBA")
 
 
+SOURCES = {
+    "real-photo": lambda: sample(PHOTO),
+    "photo": photo,
+    "progressive": lambda: photo(5312, 2988, quality=85, progressive=True, subsampling="4:2:0"),
+    "alpha-png": logo_png,
+    "animated-gif": lambda: animated_gif(46, 350, 197),
+}
+
+
 @pytest.mark.parametrize("name,specs", [
-    ("Kleiber_by_Lukas_Baubkus.jpg", [VariantSpec((1024, 1024), Mode.FIT, JPG),
+    ("real-photo", [VariantSpec((1024, 1024), Mode.FIT, JPG),
+                    VariantSpec((250, 250), Mode.FIT, WEBP),
+                    VariantSpec((50, 50), Mode.CROP, JPG)]),
+    ("photo", [VariantSpec((1024, 1024), Mode.FIT, JPG),
                                       VariantSpec((250, 250), Mode.FIT, JPG),
                                       VariantSpec((50, 50), Mode.CROP, JPG),
                                       VariantSpec((300, 300), Mode.PAD, PNG)]),
-    ("seeding_by_Clements_Engelhardt.jpg", [VariantSpec((1024, 1024), Mode.FIT, JPG),
-                                            VariantSpec((300, 300), Mode.PAD, JPG),
-                                            VariantSpec((200, 200), Mode.FIT, WEBP)]),
-    ("emerald_logo_alpha.png", [VariantSpec((200, 200), Mode.FIT, PNG),
-                                VariantSpec((200, 200), Mode.PAD, JPG)]),
-    ("wand_nocomments_anim.gif", [VariantSpec((100, 100), Mode.FIT, GIF),
-                                  VariantSpec((100, 100), Mode.CROP, PNG)]),
-], ids=["kleiber", "seeding", "alpha-png", "animated-gif"])
-def test_engines_agree_on_a_real_photo(name, specs):
+    ("progressive", [VariantSpec((1024, 1024), Mode.FIT, JPG),
+                     VariantSpec((300, 300), Mode.PAD, JPG),
+                     VariantSpec((200, 200), Mode.FIT, WEBP)]),
+    ("alpha-png", [VariantSpec((200, 200), Mode.FIT, PNG),
+                   VariantSpec((200, 200), Mode.PAD, JPG)]),
+    ("animated-gif", [VariantSpec((100, 100), Mode.FIT, GIF),
+                      VariantSpec((100, 100), Mode.CROP, PNG)]),
+], ids=["real-photo", "photo", "progressive", "alpha-png", "animated-gif"])
+def test_engines_agree_on_photos_alpha_and_animation(name, specs):
     from conftest import magick_status
     from imagepipe.imaging import ImageLimits
 
@@ -359,7 +372,7 @@ def test_engines_agree_on_a_real_photo(name, specs):
     from imagepipe.imaging.wand_engine import WandEngine
 
     pillow, wand = PillowEngine(limits, available_formats()), WandEngine(limits, formats)
-    data = corpus(name)
+    data = SOURCES[name]()
     for ours, theirs in zip(pillow.render(data, specs, OPTIONS),
                             wand.render(data, specs, OPTIONS)):
         a, b = opened(ours), opened(theirs)
@@ -372,7 +385,7 @@ def test_engines_agree_on_a_real_photo(name, specs):
 
 
 def test_animated_gif_to_webp_keeps_the_animation(engine):
-    source = corpus("wand_nocomments_anim.gif")
+    source = animated_gif(46, 350, 197)
     _, data = render_one(engine, source, (100, 100), Mode.FIT, WEBP)
     image = Image.open(io.BytesIO(data))
     assert image.format == "WEBP" and image.size == (100, 56)

@@ -1,19 +1,19 @@
-"""Magic-byte sniffing and header sizes, on real files."""
+"""Magic-byte sniffing and header sizes, on a real photo and on made files."""
 
 import pytest
 
-from conftest import corpus, picture
+from conftest import picture
+from samples import PHOTO, animated_gif, logo_png, photo, sample
 from imagepipe.imaging.formats import by_name, declared_size, sniff
 
 
-@pytest.mark.parametrize("name,fmt,size", [
-    ("Kleiber_by_Lukas_Baubkus.jpg", "jpg", (6028, 3391)),
-    ("seeding_by_Clements_Engelhardt.jpg", "jpg", (5312, 2988)),
-    ("emerald_logo_alpha.png", "png", (1689, 1800)),
-    ("pillow_iss634_anim.gif", "gif", (245, 245)),
-])
-def test_corpus_files_are_sniffed_with_their_declared_size(name, fmt, size):
-    data = corpus(name)
+@pytest.mark.parametrize("data,fmt,size", [
+    (sample(PHOTO), "jpg", (1600, 900)),
+    (photo(5312, 2988, quality=85, progressive=True, subsampling="4:2:0"), "jpg", (5312, 2988)),
+    (logo_png(), "png", (1689, 1800)),
+    (animated_gif(42, 245, 245), "gif", (245, 245)),
+], ids=["photo", "progressive", "alpha-png", "animated-gif"])
+def test_files_are_sniffed_with_their_declared_size(data, fmt, size):
     assert sniff(data).name == fmt
     assert declared_size(sniff(data), data) == size
 

@@ -10,7 +10,8 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import b64, corpus, opened, picture
+from conftest import b64, opened, picture
+from samples import photo
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
@@ -73,7 +74,7 @@ def test_chunked_body_growing_past_the_limit_is_cut_off(make_server):
 def test_a_client_upload_over_the_limit_sees_413(make_server):
     node = make_server(network__max_request_bytes="256KiB").start()
     with pytest.raises(xmlrpc.client.ProtocolError) as error:
-        node.proxy().store_image(b64(corpus("Kleiber_by_Lukas_Baubkus.jpg")), "big.jpg")
+        node.proxy().store_image(b64(photo()), "big.jpg")
     assert error.value.errcode == 413
     assert node.files() == []
 
@@ -99,7 +100,7 @@ def test_malformed_xml_is_a_client_fault(server):
 ])
 def test_hostile_payloads_are_refused_and_nothing_is_written(server, payload, path, message):
     if payload is None:
-        payload = corpus("seeding_by_Clements_Engelhardt.jpg")[:200_000]
+        payload = photo(5312, 2988, quality=85, progressive=True, subsampling="4:2:0")[:200_000]
     fault = fault_of(lambda: server.proxy().store_image(b64(payload), f"hostile/{path}",
                                                         "", [10, 10]))
     assert fault.faultCode == 1000 and message in fault.faultString
@@ -130,7 +131,7 @@ def test_a_suffix_smuggling_a_path_is_refused(server):
 def test_limits_are_named_in_too_large_faults(make_server):
     node = make_server(images__max_pixels="1MP").start()
     fault = fault_of(lambda: node.proxy().store_image(
-        b64(corpus("Kleiber_by_Lukas_Baubkus.jpg")), "k.jpg", "", [100, 100]))
+        b64(photo()), "k.jpg", "", [100, 100]))
     assert fault.faultCode == 1004
     assert "6028x3391 = 20440948 pixels exceed max_pixels (1000000)" in fault.faultString
     assert node.files() == []
@@ -149,7 +150,7 @@ def test_move_lists_of_unequal_length_are_refused(server):
 @pytest.mark.slow
 def test_calls_beyond_capacity_are_busy_and_write_nothing(make_server):
     node = make_server(images__io_threads=1, images__max_pending=1).start()
-    slow = b64(corpus("Elephants_5640x3172.jpg"))  # to a 3000 px PNG: seconds of work
+    slow = b64(photo(5640, 3172, quality=100))  # to a 3000 px PNG: seconds of work
 
     def store(payload, path, size):
         try:
@@ -191,7 +192,7 @@ def test_32_concurrent_calls_all_succeed(server):
 def test_a_full_disk_is_a_clean_failure(make_server, tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
-    big = corpus("Dragonfly_by_Bolly.jpg")  # 1.5 MB: cannot fit
+    big = photo(4224, 3168, quality=85, progressive=True)  # megabytes: cannot fit
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
     node = make_server(images__path=str(mount))
     try:

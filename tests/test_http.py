@@ -18,7 +18,8 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import Server, b64, corpus, durations, opened, picture, wait_for
+from conftest import Server, b64, durations, opened, picture, wait_for
+from samples import photo
 from imagepipe.cli import sign
 
 WANELO = "shop/abc/def/012/3456789abcdef0123456789"
@@ -216,7 +217,7 @@ def test_a_source_changed_behind_imagepipe_renders_again(node):
 
 
 def test_concurrent_identical_requests_render_once(node):
-    node.root.joinpath("photos", "big.jpg").write_bytes(corpus("Kleiber_by_Lukas_Baubkus.jpg"))
+    node.root.joinpath("photos", "big.jpg").write_bytes(photo())
     before = counts(node)
     results = []
 
@@ -285,7 +286,7 @@ def test_signed_urls_pass_with_any_key_and_fail_otherwise(signed):
 def test_the_render_queue_full_answers_429(make_server):
     server = make_server(images__io_threads=1, images__max_pending=1,
                          http__cache_max_bytes=0)
-    server.root.joinpath("big.jpg").write_bytes(corpus("Kleiber_by_Lukas_Baubkus.jpg"))
+    server.root.joinpath("big.jpg").write_bytes(photo())
     server.start()
     statuses = []
 

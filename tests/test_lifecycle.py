@@ -11,7 +11,8 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import b64, corpus, opened, picture, wait_for
+from conftest import b64, opened, picture, wait_for
+from samples import photo
 from imagepipe.store import TEMP_PREFIX
 
 
@@ -61,7 +62,7 @@ def test_status_reports_calls_in_flight(server):
 @pytest.mark.slow
 def test_sigterm_lets_calls_in_flight_finish(make_server):
     node = make_server(images__io_threads=2).start()
-    payload = b64(corpus("Dragonfly_by_Bolly.jpg"))  # to a 4000 px PNG: seconds of work
+    payload = b64(photo(4224, 3168, quality=85, progressive=True))  # to a 4000 px PNG: seconds of work
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         calls = [pool.submit(node.proxy().store_image, payload, f"drain/{i}.png", "",
                              [4000, 4000]) for i in range(2)]
@@ -76,7 +77,7 @@ def test_sigterm_lets_calls_in_flight_finish(make_server):
 
 def test_sighup_reloads_limits_and_moves_the_port(make_server):
     node = make_server().start()
-    data = b64(corpus("Kleiber_by_Lukas_Baubkus.jpg"))
+    data = b64(photo())
     assert node.proxy().store_image(data, "before.jpg", "", [10, 10]) == "OK"
     old_port = node.port
     node.sections["images"]["max_pixels"] = "1MP"

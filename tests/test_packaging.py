@@ -21,7 +21,7 @@ from conftest import ROOT, Server, b64, opened, picture
 pytestmark = pytest.mark.slow
 
 IGNORED = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
-                                 "*.pyc", "dropin.cache", "var", ".pytest_cache", ".corpus",
+                                 "*.pyc", "dropin.cache", "var", ".pytest_cache", ".cache",
                                  "imagepipe.ini")
 
 WANELO = "shop/abc/def/012/3456789abcdef0123456789"

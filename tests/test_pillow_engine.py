@@ -6,7 +6,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from conftest import b64, corpus, opened
+from conftest import b64, opened
+from samples import photo
 from imagepipe.errors import TooLarge
 from imagepipe.imaging import EncodeOptions, ImageLimits, VariantSpec
 from imagepipe.imaging.formats import by_name
@@ -57,7 +58,7 @@ def test_available_formats_are_the_ones_this_pillow_writes_and_reads():
 
 
 def test_filters_without_a_pillow_equivalent_are_lanczos(pillow):
-    data = corpus("Kleiber_by_Lukas_Baubkus.jpg")
+    data = photo()
     spec = [VariantSpec((250, 250), Mode.FIT, by_name("png"))]
     assert (pillow.render(data, spec, EncodeOptions(filter="kaiser"))
             == pillow.render(data, spec, EncodeOptions(filter="lanczos")))
@@ -66,7 +67,7 @@ def test_filters_without_a_pillow_equivalent_are_lanczos(pillow):
 def test_a_server_with_the_pillow_engine_stores_variants(make_server):
     node = make_server(images__engine="pillow").start()
     sizes = {"": [1024, 1024], "_medium": [250, 250], "_thumb": [50, 50]}
-    assert node.proxy().store_image(b64(corpus("Kleiber_by_Lukas_Baubkus.jpg")),
+    assert node.proxy().store_image(b64(photo()),
                                     "birds/kleiber.jpg", "", sizes, 0,
                                     {"": 0, "_medium": 0, "_thumb": 1}) == "OK"
     found = {name: opened((node.root / "birds" / name).read_bytes())

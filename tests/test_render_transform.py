@@ -11,7 +11,8 @@ import io
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
-from conftest import corpus, durations, opened
+from conftest import durations, opened
+from samples import PHOTO, animated_gif, bordered_png, logo_png, photo, sample
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import EncodeOptions, ImageLimits
 from imagepipe.web.transform import Transform
@@ -224,8 +225,8 @@ def test_trim_then_fit(engine):
 
 
 def test_trim_a_transparent_border(engine):
-    rendered, image = made(engine, corpus("wand_trimtest_alpha.png"), trim=True)
-    source = opened(corpus("wand_trimtest_alpha.png")).getchannel("A")
+    rendered, image = made(engine, bordered_png(), trim=True)
+    source = opened(bordered_png()).getchannel("A")
     # Kept: every pixel more than 10 % opaque (the border is transparent).
     left, top, right, bottom = source.point(lambda a: 255 if a > 26 else 0).getbbox()
     assert rendered.format.name == "png"
@@ -346,7 +347,7 @@ def test_pad_takes_the_transform_background_in_any_format(engine):
 
 
 def test_alpha_is_flattened_on_the_background_in_jpeg(engine):
-    data = corpus("emerald_logo_alpha.png")
+    data = logo_png()
     _, white = made(engine, data, width=200, format="jpg")
     _, red = made(engine, data, width=200, format="jpg", background="red")
     assert close_to(white.getpixel((1, 1)), (255, 255, 255), 8)
@@ -403,21 +404,21 @@ def test_an_explicit_format_is_written(engine):
 
 
 def test_quality_changes_the_size(engine):
-    data = corpus("Dragonfly_by_Bolly.jpg")
+    data = photo(4224, 3168, quality=85, progressive=True)
     low, _ = made(engine, data, width=800, quality=30)
     high, _ = made(engine, data, width=800, quality=95)
     assert len(low.data) < len(high.data) / 2
 
 
 def test_unset_settings_come_from_the_defaults(engine):
-    data = corpus("Dragonfly_by_Bolly.jpg")
+    data = photo(4224, 3168, quality=85, progressive=True)
     mine, _ = made(engine, data, width=300, quality=30, filter="mitchell")
     theirs, _ = made(engine, data, EncodeOptions(quality=30, filter="mitchell"), width=300)
     assert mine.data == theirs.data
 
 
 def test_progressive_jpeg(engine):
-    data = corpus("Dragonfly_by_Bolly.jpg")
+    data = photo(4224, 3168, quality=85, progressive=True)
     _, progressive = made(engine, data, width=400, progressive=True)
     _, baseline = made(engine, data, width=400)
     assert progressive.info.get("progressive") and not baseline.info.get("progressive")
@@ -476,8 +477,8 @@ def test_animation_is_trimmed_by_its_first_frame(engine):
     assert image.n_frames == 2 and image.size == (40, 30)
 
 
-def test_real_animated_gif_pads_every_frame(engine):
-    source = corpus("wand_nocomments_anim.gif")
+def test_animated_gif_pads_every_frame(engine):
+    source = animated_gif(46, 350, 197)
     _, image = made(engine, source, width=200, height=200, mode="pad", gravity="north")
     assert image.n_frames == 46 and image.size == (200, 200)
 
@@ -529,13 +530,13 @@ def test_non_images_are_refused(engine):
 
 
 def test_truncated_jpeg_is_refused(engine):
-    data = corpus("seeding_by_Clements_Engelhardt.jpg")[:300_000]
+    data = photo(5312, 2988, quality=85, progressive=True, subsampling="4:2:0")[:300_000]
     with pytest.raises(ClientError, match="truncated"):
         engine.transform(data, Transform(width=100), DEFAULTS)
 
 
 def test_corrupt_data_is_a_client_error(engine):
-    data = corpus("emerald_logo_alpha.png")[:100_000]
+    data = logo_png()[:100_000]
     with pytest.raises(ClientError, match="cannot"):
         engine.transform(data, Transform(width=100), DEFAULTS)
 
@@ -543,7 +544,7 @@ def test_corrupt_data_is_a_client_error(engine):
 def test_the_time_limit_aborts_a_long_call(engine):
     hasty = type(engine)(ImageLimits(time_limit=0.0), engine.formats)
     with pytest.raises(TooLarge, match=r"MAGICK_TIME_LIMIT \(0 s\) reached"):
-        hasty.transform(corpus("Kleiber_by_Lukas_Baubkus.jpg"), Transform(width=500), DEFAULTS)
+        hasty.transform(photo(), Transform(width=500), DEFAULTS)
 
 
 # The engines agree (see test_engine.AGREEMENT for why 4 levels of 255).
@@ -563,19 +564,23 @@ def engines():
     return WandEngine(limits, formats), PillowEngine(limits, available_formats())
 
 
+SOURCES = {
+    "real-photo": lambda: sample(PHOTO),
+    "photo": photo,
+    "progressive": lambda: photo(5312, 2988, quality=85, progressive=True, subsampling="4:2:0"),
+}
+
+
 @pytest.mark.parametrize("name,fields", [
-    ("Kleiber_by_Lukas_Baubkus.jpg", {"width": 300, "height": 300, "mode": "fill",
-                                      "gravity": "southeast"}),
-    ("sunset_by_Aitzol_Berasategi.jpg", {"width": 400, "height": 200, "mode": "fill",
-                                         "gravity": "focus", "focus": (0.3, 0.7)}),
-    ("Kleiber_by_Lukas_Baubkus.jpg", {"crop": (0.1, 0.2, 0.6, 0.9), "rotate": 90,
-                                      "width": 400}),
-    ("seeding_by_Clements_Engelhardt.jpg", {"crop": (0.5, 0.0, 1.0, 0.5), "rotate": 270,
-                                            "flip": "v", "width": 300, "height": 300,
-                                            "mode": "pad", "format": "png"}),
+    ("photo", {"width": 300, "height": 300, "mode": "fill", "gravity": "southeast"}),
+    ("real-photo", {"width": 400, "height": 200, "mode": "fill", "gravity": "focus",
+                    "focus": (0.3, 0.7)}),
+    ("photo", {"crop": (0.1, 0.2, 0.6, 0.9), "rotate": 90, "width": 400}),
+    ("progressive", {"crop": (0.5, 0.0, 1.0, 0.5), "rotate": 270, "flip": "v", "width": 300,
+                     "height": 300, "mode": "pad", "format": "png"}),
 ], ids=["fill-southeast", "fill-focus", "crop-rotate", "crop-rotate-flip-pad"])
-def test_engines_agree_on_a_real_photo(engines, name, fields):
-    data = corpus(name)
+def test_engines_agree_on_a_photo(engines, name, fields):
+    data = SOURCES[name]()
     wand, pillow = (opened(e.transform(data, Transform(**fields), DEFAULTS).data)
                     for e in engines)
     assert (wand.format, wand.size) == (pillow.format, pillow.size)
@@ -591,7 +596,7 @@ def flat(image):
     return grey
 
 
-@pytest.mark.parametrize("data", [corpus("wand_trimtest_alpha.png"), bordered()],
+@pytest.mark.parametrize("data", [bordered_png(), bordered()],
                          ids=["transparent-border", "coloured-border"])
 def test_engines_agree_on_the_trimmed_box(engines, data):
     sizes = [opened(e.transform(data, Transform(trim=True), DEFAULTS).data).size

@@ -13,7 +13,8 @@ import xmlrpc.client
 import pytest
 import zmq
 
-from conftest import Server, b64, corpus, opened, picture, wait_for
+from conftest import Server, b64, opened, picture, wait_for
+from samples import photo
 from imagepipe.replication import messages
 from imagepipe.replication.messages import FileEntry, Message
 
@@ -117,7 +118,7 @@ def test_store_move_and_delete_replicate_byte_for_byte(cluster):
     pair = cluster(2).start()
     a, b = pair.nodes
     proxy = a.proxy()
-    proxy.store_image(b64(corpus("Kleiber_by_Lukas_Baubkus.jpg")), "r/k.jpg", "",
+    proxy.store_image(b64(photo()), "r/k.jpg", "",
                       {"": [1024, 1024], "_m": [250, 250], "_s": [50, 50]}, 0,
                       {"": 0, "_m": 0, "_s": 1})
     wait_for(lambda: converged(pair, ["r/k.jpg", "r/k_m.jpg", "r/k_s.jpg"]),

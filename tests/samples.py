@@ -1,0 +1,104 @@
+"""The pictures the tests use: one small real photo, and what is made from it.
+
+``tests/data/`` holds the only image files the suite reads (their sources
+and licences are in ``tests/data/SOURCES.txt``).  Large photographs are made
+here from the shipped one, at the sizes and encodings the tests need; alpha
+PNGs and animations are drawn.  Everything is deterministic and made once per
+test process.
+"""
+
+import functools
+import io
+from pathlib import Path
+
+from PIL import Image, ImageChops, ImageDraw
+
+DATA = Path(__file__).resolve().parent / "data"
+PHOTO = "seeding-1600.jpg"  # 1600x900, CC0
+
+
+def sample(name):
+    """Bytes of a file shipped in ``tests/data``."""
+    return (DATA / name).read_bytes()
+
+
+@functools.cache
+def photo(width=6028, height=3391, quality=92, progressive=False, subsampling="4:2:2"):
+    """A camera-sized JPEG photograph: the shipped photo scaled to ``width`` x ``height``.
+
+    Film grain (the same every run) keeps it as costly to decode, encode and
+    compress as a real photograph of that size, which an enlarged picture
+    alone is not.  The default is the size of a 20-megapixel 16:9 photo.
+    """
+    with Image.open(DATA / PHOTO) as small:
+        picture = small.convert("RGB").resize((width, height), Image.BICUBIC)
+    tile = Image.effect_noise((1024, 1024), 4)
+    grain = Image.new("L", picture.size)
+    for x in range(0, width, tile.width):
+        for y in range(0, height, tile.height):
+            grain.paste(tile, (x, y))
+    picture = ImageChops.add(picture, Image.merge("RGB", (
+        grain, grain.transpose(Image.ROTATE_180), grain.transpose(Image.FLIP_LEFT_RIGHT))),
+        1, -128)
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=quality, progressive=progressive,
+                 subsampling=subsampling)
+    return out.getvalue()
+
+
+@functools.cache
+def logo_png(width=1689, height=1800):
+    """An RGBA logo: transparent corners, a soft-edged ring of partial alpha, an opaque core.
+
+    Its colours are grainy, so the PNG is large (hundreds of kilobytes), like
+    a real logo exported from a photo-editing program.
+    """
+    colours = Image.open(io.BytesIO(photo(width, height, quality=90)))
+    alpha = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(alpha)
+    steps = 64
+    for step in range(steps):  # from the faint outer ring to the opaque centre
+        inset = step * min(width, height) // (3 * steps)
+        draw.ellipse((inset, inset, width - 1 - inset, height - 1 - inset),
+                     fill=255 * (step + 1) // steps)
+    colours.putalpha(alpha)
+    out = io.BytesIO()
+    colours.save(out, "PNG")
+    return out.getvalue()
+
+
+@functools.cache
+def bordered_png(width=1140, height=1244, border=120):
+    """An RGBA picture on a transparent border: a shape whose edges fade out."""
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    for step in range(16):  # soft edge: sixteen rings of rising opacity
+        inset = border + step * 3
+        draw.rounded_rectangle((inset, inset, width - 1 - inset, height - 1 - inset),
+                               radius=80, fill=(40, 120, 200, 16 * (step + 1) - 1))
+    draw.ellipse((width // 3, height // 3, 2 * width // 3, 2 * height // 3),
+                 fill=(230, 200, 30, 255))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+@functools.cache
+def animated_gif(frames=31, width=320, height=240, duration=70):
+    """A looping GIF whose every frame differs: a square crossing a striped scene."""
+    scene = Image.new("RGB", (width, height), (240, 240, 230))
+    draw = ImageDraw.Draw(scene)
+    for x in range(0, width, 16):
+        draw.rectangle((x, 0, x + 7, height), fill=(90, 140, 200))
+    pictures = []
+    side = max(8, min(width, height) // 4)
+    for index in range(frames):
+        frame = scene.copy()
+        left = index * (width - side) // max(1, frames - 1)
+        ImageDraw.Draw(frame).rectangle((left, height // 3, left + side, height // 3 + side),
+                                        fill=(200, 40, 40))
+        pictures.append(frame.quantize(64, dither=Image.Dither.NONE))
+    out = io.BytesIO()
+    pictures[0].save(out, "GIF", save_all=True, append_images=pictures[1:], loop=0,
+                     duration=duration, optimize=False)
+    return out.getvalue()
