@@ -120,7 +120,18 @@ SETTINGS = (
             "checked from the header before decoding. Also caps each output. "
             "Units: P, KP, MP, GP."),
     Setting("images", "max_frames", "integer(1, 100000)", "500",
-            "Most frames accepted in an animated source."),
+            "Most frames accepted in an animated source; a GIF's are counted from its "
+            "blocks before decoding."),
+    Setting("images", "max_metadata_bytes", "byte_size", "4MiB",
+            "Largest metadata of a source once inflated (PNG text and colour profile "
+            "chunks are zlib streams: a megabyte can inflate to a gigabyte); checked "
+            "before decoding."),
+    Setting("images", "max_result_side", "integer(1, 65535)", "8192",
+            "Longest side of any picture made (stored variant or on-the-fly result), "
+            "enlarged or not; the source stored unchanged does not count "
+            "(imgproxy's max_result_dimension)."),
+    Setting("images", "max_result_pixels", "pixel_count", "25MP",
+            "Most pixels in one frame of any picture made, as max_result_side."),
     Setting("http", "cache_path", "string", "",
             "Directory of the on-the-fly result cache; empty means .imagepipe/cache "
             "under [images] path. Relative paths are taken from the directory of this "
@@ -458,6 +469,9 @@ class ImageSettings:
     quality: int
     max_pixels: int
     max_frames: int
+    max_metadata_bytes: int
+    max_result_side: int
+    max_result_pixels: int
 
 
 @dataclass(frozen=True)
@@ -604,7 +618,10 @@ def _typed(filename, raw):
             max_pending=images["max_pending"] or 4 * threads,
             transliterate_paths=images["transliterate_paths"], engine=images["engine"],
             quality=images["quality"],
-            max_pixels=images["max_pixels"], max_frames=images["max_frames"]),
+            max_pixels=images["max_pixels"], max_frames=images["max_frames"],
+            max_metadata_bytes=images["max_metadata_bytes"],
+            max_result_side=images["max_result_side"],
+            max_result_pixels=images["max_result_pixels"]),
         http=_http(filename, base, raw["http"], os.path.realpath(root),
                    PathRules(images["transliterate_paths"])),
         imagemagick=MagickSettings(

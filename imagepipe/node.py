@@ -32,9 +32,12 @@ def store_settings(config):
 
 def image_limits(config):
     """The ``ImageLimits`` a config asks for."""
-    return ImageLimits(max_pixels=config.images.max_pixels,
-                       max_frames=config.images.max_frames,
-                       time_limit=config.imagemagick.time_limit)
+    images = config.images
+    return ImageLimits(max_pixels=images.max_pixels, max_frames=images.max_frames,
+                       time_limit=config.imagemagick.time_limit,
+                       max_metadata_bytes=images.max_metadata_bytes,
+                       max_result_side=images.max_result_side,
+                       max_result_pixels=images.max_result_pixels)
 
 
 class Node(MultiService):

@@ -25,6 +25,10 @@ INTERNAL_ERROR = 1002
 BUSY = 1003
 TOO_LARGE = 1004
 
+# Deeper than any argument of the API nests (a dict of lists): what is deeper
+# is refused before any code walks it recursively.
+MAX_NESTING = 8
+
 FAULTS = (
     (ClientError, CLIENT_ERROR),
     (OperationFailed, OPERATION_FAILED),
@@ -67,6 +71,7 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
             args, method = _parse(request.content.read())
             function = self.lookupProcedure(method)
             _check_arity(method, function, args)
+            _check_nesting(function, args)
         except xmlrpc.Fault as fault:
             self._cbRender(fault, request)
             return server.NOT_DONE_YET
@@ -78,6 +83,9 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         return server.NOT_DONE_YET
 
     def lookupProcedure(self, procedurePath):
+        if not isinstance(procedurePath, str):  # system.methodHelp(5) asks for one too
+            raise xmlrpc.Fault(CLIENT_ERROR, f"method: expected a method name (a string), "
+                                             f"got {type(procedurePath).__name__}")
         try:
             return super().lookupProcedure(procedurePath)
         except xmlrpc.NoSuchFunction:
@@ -166,3 +174,19 @@ def _check_arity(method, function, args):
         noun = "argument" if takes == "1" else "arguments"
         raise xmlrpc.Fault(CLIENT_ERROR, f"{method}: takes {takes} {noun}, "
                                          f"{len(args)} given") from None
+
+
+def _check_nesting(function, args):
+    """Refuse an argument whose arrays and structs nest deeper than ``MAX_NESTING``."""
+    names = list(inspect.signature(function).parameters)
+    for index, value in enumerate(args):
+        stack = [(value, 1)]
+        while stack:
+            value, depth = stack.pop()
+            if isinstance(value, (list, tuple, dict)):
+                if depth > MAX_NESTING:
+                    name = names[index] if index < len(names) else f"argument {index + 1}"
+                    raise xmlrpc.Fault(CLIENT_ERROR, f"{name}: arrays and structs nested "
+                                                     f"deeper than {MAX_NESTING} levels")
+                items = value.values() if isinstance(value, dict) else value
+                stack.extend((item, depth + 1) for item in items)

@@ -9,6 +9,7 @@ test process.
 
 import functools
 import io
+import zlib
 from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw
@@ -101,4 +102,63 @@ def animated_gif(frames=31, width=320, height=240, duration=70):
     out = io.BytesIO()
     pictures[0].save(out, "GIF", save_all=True, append_images=pictures[1:], loop=0,
                      duration=duration, optimize=False)
+    return out.getvalue()
+
+
+# Hostile pictures: small on the wire, costly to whoever decodes them naively.
+
+def _png_chunk(kind, body):
+    return (len(body).to_bytes(4, "big") + kind + body
+            + zlib.crc32(kind + body).to_bytes(4, "big"))
+
+
+def _zeros_deflated(size):
+    """``size`` zero bytes, zlib-compressed (about 1/1000 of the size)."""
+    deflater, block = zlib.compressobj(9), bytes(1 << 20)
+    parts = [deflater.compress(block) for _ in range(size >> 20)]
+    return b"".join(parts) + deflater.flush()
+
+
+@functools.cache
+def png_bomb(kind, inflated=256 << 20):
+    """A 1x1 PNG with one ``zTXt``, ``iTXt`` or ``iCCP`` chunk inflating to ``inflated`` bytes."""
+    plain = picture_png(1, 1)
+    stream = _zeros_deflated(inflated)
+    body = {b"zTXt": b"Comment\0\0" + stream,
+            b"iTXt": b"Comment\0\1\0\0\0" + stream,
+            b"iCCP": b"icc\0\0" + stream}[kind]
+    return plain[:33] + _png_chunk(kind, body) + plain[33:]  # after the IHDR chunk
+
+
+def picture_png(width, height):
+    """A plain RGB PNG."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def jpeg_declaring(width, height):
+    """A 16x16 JPEG whose frame header is patched to declare ``width`` x ``height``.
+
+    Its few hundred bytes of scan data cannot fill such a frame: a decoder
+    that trusts the header pads the rest.
+    """
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (30, 120, 200)).save(out, "JPEG", quality=90)
+    data = bytearray(out.getvalue())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5:sof + 7] = height.to_bytes(2, "big")
+    data[sof + 7:sof + 9] = width.to_bytes(2, "big")
+    return bytes(data)
+
+
+@functools.cache
+def many_frames_gif(frames):
+    """A 4x4 GIF of ``frames`` frames, each differing from the one before."""
+    pictures = [Image.new("P", (4, 4), index % 2) for index in range(frames)]
+    for picture in pictures:
+        picture.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    out = io.BytesIO()
+    pictures[0].save(out, "GIF", save_all=True, append_images=pictures[1:], duration=20,
+                     loop=0, optimize=False)
     return out.getvalue()

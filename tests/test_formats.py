@@ -1,10 +1,15 @@
 """Magic-byte sniffing and header sizes, on a real photo and on made files."""
 
+import io
+
 import pytest
+from PIL import Image
 
 from conftest import picture
-from samples import PHOTO, animated_gif, logo_png, photo, sample
-from imagepipe.imaging.formats import by_name, declared_size, sniff
+from samples import (PHOTO, animated_gif, jpeg_declaring, logo_png, many_frames_gif, photo,
+                     picture_png, png_bomb, sample)
+from imagepipe.imaging.formats import (by_name, declared_frames, declared_size, jpeg_scan_floor,
+                                       metadata_bytes, sniff)
 
 
 @pytest.mark.parametrize("data,fmt,size", [
@@ -37,3 +42,38 @@ def test_anything_else_is_not_recognised(data):
 def test_format_names_and_aliases():
     assert by_name("JPEG").name == "jpg" and by_name("heif").name == "heic"
     assert by_name("svg") is None and by_name(None) is None
+
+
+# Costs read from the bytes alone, before any decoder runs.
+
+PNG = by_name("png")
+
+
+def test_png_metadata_is_counted_inflated_and_never_past_the_limit():
+    assert metadata_bytes(PNG, png_bomb(b"zTXt"), 1000) == 1001
+    assert metadata_bytes(PNG, png_bomb(b"iCCP", 2 << 20), 4 << 20) == 2 << 20
+    assert metadata_bytes(PNG, png_bomb(b"iTXt", 2 << 20), 4 << 20) == 2 << 20
+
+
+def test_a_plain_png_and_other_formats_have_no_metadata_to_inflate():
+    assert metadata_bytes(PNG, picture_png(10, 10), 1000) == 0
+    assert metadata_bytes(by_name("jpg"), sample(PHOTO), 1000) == 0
+
+
+def test_gif_frames_are_counted_from_the_blocks_as_a_decoder_sees_them():
+    for data in (animated_gif(), animated_gif(46, 350, 197), many_frames_gif(30)):
+        assert declared_frames(by_name("gif"), data, 10_000) == Image.open(
+            io.BytesIO(data)).n_frames
+    assert declared_frames(by_name("gif"), many_frames_gif(5000), 500) == 501
+    assert declared_frames(PNG, picture_png(4, 4), 500) is None
+
+
+def test_a_complete_jpeg_has_far_more_scan_data_than_its_floor():
+    for data in (sample(PHOTO), photo(5312, 2988, quality=85, progressive=True,
+                                      subsampling="4:2:0")):
+        assert 0 < jpeg_scan_floor(data) * 10 < len(data)
+
+
+def test_the_scan_floor_is_one_bit_per_block_of_every_component():
+    # 7000x7000 at 4:2:0: 875 x 875 luma blocks and 438 x 438 per chroma plane.
+    assert jpeg_scan_floor(jpeg_declaring(7000, 7000)) == (875 * 875 + 2 * 438 * 438) // 8

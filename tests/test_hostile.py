@@ -260,3 +260,32 @@ def test_random_bytes_are_refused(server):
     fault = fault_of(lambda: server.proxy().store_image(
         base64.b64encode(bytes(range(256)) * 8).decode(), "rnd.jpg"))
     assert fault.faultCode == 1000 and "not an allowed image type" in fault.faultString
+
+
+@pytest.mark.parametrize("method,argument", [
+    ("methodHelp", 5), ("methodHelp", ["store_image"]), ("methodSignature", {"a": 1}),
+])
+def test_introspection_with_a_non_string_is_a_client_error(server, method, argument):
+    fault = fault_of(lambda: getattr(server.proxy().system, method)(argument))
+    assert fault.faultCode == 1000 and "method: expected a method name (a string)" in \
+        fault.faultString
+
+
+def test_arguments_nested_too_deep_are_a_client_error_naming_them(server):
+    # {"quality": {"x": {"x": ...}}}, 1,000 levels, written by hand: xmlrpc.client
+    # itself cannot marshal that deep.
+    options = "<struct><member><name>quality</name><value>" + \
+        "<struct><member><name>x</name><value>" * 1000 + "<int>1</int>" + \
+        "</value></member></struct>" * 1001
+    head = xmlrpc.client.dumps((b64(picture(8, 8)), "deep/x.jpg", "", [4, 4], 0, 0),
+                               "store_image").rsplit("</params>", 1)[0]
+    body = f"{head}<param><value>{options}</value></param></params></methodCall>".encode()
+    answer = post_xml(server, body)
+    with pytest.raises(xmlrpc.client.Fault) as fault:
+        xmlrpc.client.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert fault.value.faultCode == 1000
+    assert fault.value.faultString == "options: arrays and structs nested deeper than 8 levels"
+    deep = [[[[[[[[["x.jpg"]]]]]]]]]
+    refused = fault_of(lambda: server.proxy().delete_image(deep))
+    assert refused.faultCode == 1000 and refused.faultString.startswith("path: arrays and ")
+    assert not (server.root / "deep").exists()

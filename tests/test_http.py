@@ -290,8 +290,12 @@ def test_the_render_queue_full_answers_429(make_server):
     server.start()
     statuses = []
 
+    reasons = {}
+
     def fetch(index):
-        statuses.append(get(server, f"/r/w:{500 + index}/big.jpg").status)
+        response = get(server, f"/r/w:{500 + index}/big.jpg")
+        statuses.append(response.status)
+        reasons[response.status] = (response.reason, response.body[:22])
 
     threads = [threading.Thread(target=fetch, args=(i,)) for i in range(8)]
     for thread in threads:
@@ -300,6 +304,7 @@ def test_the_render_queue_full_answers_429(make_server):
         thread.join()
     assert 429 in statuses and 200 in statuses
     assert set(statuses) <= {200, 429}
+    assert reasons[429] == ("Too Many Requests", b"429 Too Many Requests:")
     assert get(server, "/r/w:10/big.jpg").status == 200
 
 

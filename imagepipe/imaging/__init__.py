@@ -37,9 +37,12 @@ class EncodeOptions:
 class ImageLimits:
     """Limits checked before and during decoding."""
 
-    max_pixels: int = 50_000_000
+    max_pixels: int = 50_000_000  # of the source, frames summed
     max_frames: int = 500
     time_limit: float = 60.0
+    max_metadata_bytes: int = 4 << 20  # inflated text and colour profile of a source
+    max_result_side: int = 8192  # of each output frame
+    max_result_pixels: int = 25_000_000
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,19 @@ strip, encode); the rules live here once.
 
 import dataclasses
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError, TooLarge
-from imagepipe.imaging import geometry
-from imagepipe.imaging.formats import by_name, declared_size, sniff
+from imagepipe.imaging import geometry, memory
+from imagepipe.imaging.formats import (by_name, declared_frames, declared_size, jpeg_scan_floor,
+                                      metadata_bytes, sniff)
 
 _ALLOWED_TEXT = "JPEG, PNG, GIF, WebP, AVIF, HEIC"
+
+# No encoder writes a side longer than this (JPEG's and WebP's own limits are
+# lower); a header that declares one is not a picture.
+_LONGEST_SIDE = 65535
 
 # Formats ``auto`` keeps when the client accepts none of its choices: every
 # browser shows them.
@@ -157,14 +163,38 @@ class Engine:
         self.formats = frozenset(formats)  # names of the formats this engine writes
 
     def inspect(self, data):
-        """Sniff ``data`` and read its header; return its ``SourceInfo``."""
+        """Sniff ``data`` and read its header; return its ``SourceInfo``.
+
+        Everything that can be told from the bytes alone is checked before a
+        decoder sees them: the declared size, the frame count of a GIF, the
+        inflated size of PNG metadata, and whether a JPEG's scan data can
+        fill its frame.
+        """
         fmt = sniff(data)
         if fmt is None or fmt.name not in self.formats:
             raise ClientError(f"image: not an allowed image type (allowed: {_ALLOWED_TEXT})")
         declared = declared_size(fmt, data)
         if declared:
+            check_sides(*declared)
             self.check_pixels(*declared, 1)
-        return self._inspect(data, fmt)
+        frames = declared_frames(fmt, data, self.limits.max_frames)
+        if frames is not None:
+            self.check_frames(frames)
+        limit = self.limits.max_metadata_bytes
+        if metadata_bytes(fmt, data, limit) > limit:
+            raise TooLarge(f"image: its metadata (text, colour profile) inflates past "
+                           f"max_metadata_bytes ({limit})")
+        if fmt.name == "jpg":
+            _check_complete(data)
+        info = self._inspect(data, fmt)
+        check_sides(info.width, info.height)
+        return info
+
+    def check_frames(self, frames):
+        """Refuse more than ``max_frames``."""
+        if frames > self.limits.max_frames:
+            raise TooLarge(f"image: {frames} frames exceed max_frames "
+                           f"({self.limits.max_frames})")
 
     def check_pixels(self, width, height, frames):
         """Refuse more than ``max_pixels`` (frames summed)."""
@@ -174,17 +204,27 @@ class Engine:
                            f"{f' x {frames} frames' if frames > 1 else ''} = "
                            f"{pixels} pixels exceed max_pixels ({self.limits.max_pixels})")
 
-    def check_output(self, plan, frames):
-        """Refuse a ``geometry.Plan`` whose resize or output exceeds ``max_pixels`` (frames summed).
+    def check_output(self, plan, frames, result=True):
+        """Refuse a ``geometry.Plan`` beyond the limits.
 
-        The resize counts too: covering a thin source can make a huge image
-        before the crop brings it back to size.
+        Its resize and output count against ``max_pixels`` (frames summed):
+        covering a thin source can make a huge image before the crop brings
+        it back to size.  A ``result`` (anything but the verified source
+        bytes stored unchanged) is also held to ``max_result_side`` and
+        ``max_result_pixels`` per frame, however small the source.
         """
         for what, (width, height) in (("output", plan.output), ("resize to", plan.resize)):
             if width * height * frames > self.limits.max_pixels:
                 raise TooLarge(f"size: {what} {width}x{height}"
                                f"{f' x {frames} frames' if frames > 1 else ''} exceeds "
                                f"max_pixels ({self.limits.max_pixels})")
+        width, height = plan.output
+        if result and max(width, height) > self.limits.max_result_side:
+            raise TooLarge(f"size: output {width}x{height} exceeds max_result_side "
+                           f"({self.limits.max_result_side})")
+        if result and width * height > self.limits.max_result_pixels:
+            raise TooLarge(f"size: output {width}x{height} exceeds max_result_pixels "
+                           f"({self.limits.max_result_pixels})")
 
     def render(self, data, variants, options):
         """Make every variant of ``data``; return their encoded bytes in order.
@@ -192,14 +232,19 @@ class Engine:
         A ``verbatim`` variant returns ``data`` itself, once the whole image
         has been decoded without error.
         """
+        with _trimmed_when_refused(data):
+            return self._render_checked(data, variants, options)
+
+    def _render_checked(self, data, variants, options):
         info = self._checked(data)
         upright = geometry.oriented((info.width, info.height), info.orientation)
         outputs = tuple(v.format or info.format for v in variants)
         plans = tuple(geometry.plan(upright, v.box, v.mode) for v in variants)
-        for plan, fmt in zip(plans, outputs):
-            self.check_output(plan, info.frames if fmt.animation else 1)
         call = RenderCall(data, info, tuple(variants), outputs, plans, options,
                           Deadline(self.limits.time_limit))
+        for index, (plan, fmt) in enumerate(zip(plans, outputs)):
+            self.check_output(plan, info.frames if fmt.animation else 1,
+                              result=not call.verbatim(index))
         results = self._render(call)
         call.deadline.check()
         return results
@@ -212,6 +257,10 @@ class Engine:
         first, for ``format="auto"``.  The order of the steps is documented
         in ``geometry``.
         """
+        with _trimmed_when_refused(data):
+            return self._transform_checked(data, transform, defaults, accept)
+
+    def _transform_checked(self, data, transform, defaults, accept):
         info = self._checked(data)
         upright = geometry.oriented((info.width, info.height), info.orientation)
         try:
@@ -234,11 +283,8 @@ class Engine:
     def _checked(self, data):
         """The ``SourceInfo`` of ``data``, once every check before decoding has passed."""
         info = self.inspect(data)
-        if info.frames > self.limits.max_frames:
-            raise TooLarge(f"image: {info.frames} frames exceed max_frames "
-                           f"({self.limits.max_frames})")
+        self.check_frames(info.frames)
         self.check_pixels(info.width, info.height, info.frames)
-        _check_complete(info.format, data)
         return info
 
     def _output_format(self, transform, info, accept):
@@ -302,14 +348,39 @@ def _shrinkable(info, upright):
     return upright
 
 
-def _check_complete(fmt, data):
-    """Refuse a JPEG without an end-of-image marker after its scan data.
+@contextmanager
+def _trimmed_when_refused(data):
+    """Give the heap back to the system when a job on a large source fails."""
+    try:
+        yield
+    except Exception:
+        if len(data) >= memory.TRIM_AFTER:
+            memory.trim()
+        raise
+
+
+def check_sides(width, height):
+    """Refuse a picture with no pixels, or a side no encoder writes."""
+    if width < 1 or height < 1:
+        raise ClientError(f"image: declares a {width}x{height} picture")
+    if max(width, height) > _LONGEST_SIDE:
+        raise ClientError(f"image: declares {width}x{height}: a side over {_LONGEST_SIDE} "
+                          f"pixels")
+
+
+def _check_complete(data):
+    """Refuse a JPEG that was cut short.
 
     Decoders fill a truncated JPEG's missing part with grey, silently; an
-    image service must say so instead of storing it.
+    image service must say so instead of storing it.  Truncated means no
+    end-of-image marker after the scan data, or less scan data than the
+    frame's blocks need (``formats.jpeg_scan_floor``): an end-of-image
+    marker right after a few bytes does not make a picture.
     """
-    if fmt.name != "jpg":
-        return
     scan = data.find(b"\xff\xda")
     if scan < 0 or data.rfind(b"\xff\xd9") < scan:
         raise ClientError("image: JPEG data is truncated (no end-of-image marker)")
+    floor = jpeg_scan_floor(data)
+    if len(data) - scan < floor:
+        raise ClientError(f"image: JPEG data is truncated ({len(data) - scan} bytes of scan "
+                          f"data where its frame needs at least {floor})")

@@ -4,6 +4,7 @@ Nothing reaches an engine unless ``sniff`` recognised it here first; the
 engine is then told the coder explicitly, so ImageMagick never guesses.
 """
 
+import zlib
 from dataclasses import dataclass
 
 
@@ -118,3 +119,129 @@ def _webp_size(data):
         bits = int.from_bytes(data[21:25], "little")
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
     return None
+
+
+def metadata_bytes(fmt, data, limit):
+    """The bytes of metadata in ``data`` once inflated, counted up to just past ``limit``.
+
+    PNG keeps text (``zTXt``, compressed ``iTXt``) and its colour profile
+    (``iCCP``) as zlib streams that decoders inflate whole, so a megabyte on
+    the wire can hold a gigabyte; they are inflated here, never past
+    ``limit + 1`` bytes, before any decoder sees them.  Raw text and EXIF
+    chunks count as they are.  Other formats keep their metadata raw, bounded
+    by the payload itself: 0.
+    """
+    if fmt.name != "png":
+        return 0
+    total, offset = 0, 8
+    while offset + 8 <= len(data) and total <= limit:
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        kind = data[offset + 4:offset + 8]
+        body = data[offset + 8:offset + 8 + length]
+        offset += 12 + length
+        if kind in (b"tEXt", b"eXIf"):
+            total += len(body)
+        elif kind in (b"zTXt", b"iCCP"):
+            total += _inflated(body[body.find(b"\0") + 2:], limit + 1 - total)
+        elif kind == b"iTXt":
+            keyword_end = body.find(b"\0")
+            compressed = body[keyword_end + 1:keyword_end + 2] == b"\1"
+            text = body[keyword_end + 3:]
+            text = text[text.find(b"\0") + 1:]  # after the language tag
+            text = text[text.find(b"\0") + 1:]  # after the translated keyword
+            total += _inflated(text, limit + 1 - total) if compressed else len(text)
+        elif kind == b"IEND":
+            break
+    return total
+
+
+def _inflated(stream, budget):
+    """How many bytes the zlib ``stream`` inflates to, counting no further than ``budget``."""
+    inflater, total = zlib.decompressobj(), 0
+    try:
+        while stream and total < budget:
+            total += len(inflater.decompress(stream, budget - total))
+            stream = inflater.unconsumed_tail
+    except zlib.error:
+        pass  # a corrupt stream inflates no further
+    return total
+
+
+def declared_frames(fmt, data, limit):
+    """The frames of a GIF counted from its blocks, up to just past ``limit``; None otherwise.
+
+    Walks the block structure without decoding a pixel, so that an animation
+    with too many frames is refused before a decoder allocates any of them.
+    """
+    if fmt.name != "gif" or len(data) < 13:
+        return None
+    offset = 13
+    if data[10] & 0x80:  # global colour table
+        offset += 3 << ((data[10] & 7) + 1)
+    frames = 0
+    while offset < len(data) and frames <= limit:
+        block = data[offset]
+        if block == 0x3B:  # trailer
+            break
+        if block == 0x21:  # extension: label, then sub-blocks
+            offset = _after_sub_blocks(data, offset + 2)
+        elif block == 0x2C:  # image descriptor, local colour table, LZW size, sub-blocks
+            frames += 1
+            flags = data[offset + 9] if offset + 9 < len(data) else 0
+            offset += 10 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0)
+            offset = _after_sub_blocks(data, offset + 1)
+        else:
+            break  # not a GIF block: the decoder will say what is wrong
+    return frames
+
+
+def _after_sub_blocks(data, offset):
+    """The offset just past a chain of GIF data sub-blocks starting at ``offset``."""
+    while offset < len(data) and data[offset]:
+        offset += 1 + data[offset]
+    return offset + 1
+
+
+_HUFFMAN_SOF = {0xC0, 0xC1, 0xC2}  # baseline, extended, progressive
+
+
+def jpeg_scan_floor(data):
+    """The fewest bytes of scan data that can fill the JPEG frame ``data`` declares.
+
+    Huffman coding spends at least one bit on every 8x8 block of every
+    component (the shortest code of a DC difference), in sequential and
+    progressive JPEGs alike.  A file with less scan data than this was cut
+    short, however it ends.  0 for arithmetic-coded or lossless frames, and
+    when the header cannot be read.
+    """
+    offset = 2
+    try:
+        while offset + 4 <= len(data) and data[offset] == 0xFF:
+            marker = data[offset + 1]
+            if marker == 0xFF:
+                offset += 1
+                continue
+            length = int.from_bytes(data[offset + 2:offset + 4], "big")
+            if marker in _SOF:
+                if marker not in _HUFFMAN_SOF:
+                    return 0
+                height = int.from_bytes(data[offset + 5:offset + 7], "big")
+                width = int.from_bytes(data[offset + 7:offset + 9], "big")
+                count = data[offset + 9]
+                factors = [(data[offset + 11 + 3 * i] >> 4, data[offset + 11 + 3 * i] & 15)
+                           for i in range(count)]
+                most_h = max(h for h, _ in factors) or 1
+                most_v = max(v for _, v in factors) or 1
+                blocks = sum(_ceil(_ceil(width * h, most_h), 8) * _ceil(_ceil(height * v, most_v), 8)
+                             for h, v in factors)
+                return blocks // 8
+            if marker == 0xDA:
+                return 0
+            offset += 2 + length
+    except (IndexError, ValueError):
+        return 0
+    return 0
+
+
+def _ceil(numerator, denominator):
+    return -(-numerator // denominator)

@@ -28,6 +28,7 @@ from imagepipe.web.cache import cache_name
 from imagepipe.web.dialects import NotAllowed
 from imagepipe.web.signing import BadSignature, canonical_path
 from imagepipe.web.sources import Fetched
+from imagepipe.web.statuses import reason
 from imagepipe.web.transform import BadTransform
 
 # The one mapping from what went wrong to the HTTP status (docs/on-the-fly.md).
@@ -316,7 +317,7 @@ class Mount(resource.Resource):
         else:
             message = str(error)
         self.renderer.counts["errors"] += 1
-        body = f"{status} {http.RESPONSES.get(status, b'').decode()}: {message}\n".encode()
+        body = f"{status} {reason(status).decode()}: {message}\n".encode()
         if request.finished or request._disconnected:
             return None
         request.setResponseCode(status)

@@ -12,8 +12,10 @@ import json
 from twisted.web import resource, server
 from twisted.web.http import Request
 
+from imagepipe.web.statuses import reason
+
 _TOO_LARGE = (
-    b"HTTP/1.1 413 Payload Too Large\r\n"
+    b"HTTP/1.1 413 " + reason(413) + b"\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
     b"Connection: close\r\n"
     b"Content-Length: %d\r\n\r\n%s"
@@ -37,9 +39,15 @@ class _Discard:
 
 
 class LimitedRequest(server.Request):
-    """A request whose body may not exceed ``site.max_request_bytes``."""
+    """A request whose body may not exceed ``site.max_request_bytes``.
+
+    Its statuses go out with their standard reason phrases.
+    """
 
     refused = False
+
+    def setResponseCode(self, code, message=None):
+        super().setResponseCode(code, reason(code) if message is None else message)
 
     def gotLength(self, length):
         self.received = 0
@@ -64,7 +72,7 @@ class LimitedRequest(server.Request):
             self.content.close()
         self.content = _Discard()
         limit = self.channel.site.max_request_bytes
-        body = (f"413 Payload Too Large: {what} exceeds max_request_bytes "
+        body = (f"413 {reason(413).decode()}: {what} exceeds max_request_bytes "
                 f"({limit})\n").encode()
         self.channel.transport.write(_TOO_LARGE % (len(body), body))
 
