@@ -102,7 +102,7 @@ def parse_args():
                         help="timed runs behind each median of (a), (b), (c) (default 7)")
     parser.add_argument("--image", type=Path,
                         help=f"source JPEG (default: {DEFAULT_PHOTO}, fetched from Debian "
-                             f"into bench/.corpus when missing)")
+                             f"into bench/.cache/corpus when missing)")
     return parser.parse_args()
 
 

@@ -40,9 +40,23 @@ def test_a_coder_that_runs_and_fails_is_fatal_too():
         judge_policy({"MVG": REFUSED, "PS": outcome})
 
 
-def test_nothing_refused_means_the_policy_was_not_loaded():
-    with pytest.raises(ConfigError, match="no probe was refused"):
-        judge_policy({"SVG": ABSENT, "PDF": ABSENT})
+def test_the_sentinel_not_refused_means_the_policy_was_not_loaded():
+    # Debian's own policy refuses PDF: only MVG shows that imagepipe's file is in force.
+    with pytest.raises(ConfigError, match="the MVG probe was not refused"):
+        judge_policy({"MVG": ABSENT, "PDF": REFUSED})
+
+
+def test_probing_stops_at_the_first_coder_that_runs(monkeypatch):
+    asked = []
+
+    def probe(coder, payload):
+        asked.append(coder)
+        return "was decoded" if coder == "MSL" else REFUSED
+
+    monkeypatch.setattr(magick, "probe", probe)
+    with pytest.raises(ConfigError, match="the MSL probe was decoded"):
+        magick.prove_policy()
+    assert asked == PROBED[:PROBED.index("MSL") + 1]
 
 
 def test_a_real_refusal_a_real_absence_and_a_real_decode():

@@ -49,9 +49,16 @@ def source_files(under):
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """A virtual environment holding only the wheel built from this tree (and its deps)."""
+    """A virtual environment holding only the wheel built from this tree (and its deps).
+
+    The copy keeps a stale ``build/`` of an earlier wheel, as a checkout has:
+    the build must not ship what it holds.
+    """
     base = tmp_path_factory.mktemp("wheel")
     shutil.copytree(ROOT, base / "source", ignore=IGNORED)
+    stale = base / "source" / "build" / "lib" / "imagepipe"
+    stale.mkdir(parents=True)
+    (stale / "removed_long_ago.py").write_text("raise ImportError('stale')\n")
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", base / "dist",
         base / "source")
     (wheel,) = (base / "dist").glob("imagepipe-*.whl")
@@ -62,13 +69,15 @@ def installed(tmp_path_factory):
     return base / "venv", Path(purelib), wheel
 
 
-def test_every_module_and_data_file_of_the_tree_is_installed(installed):
+def test_the_wheel_holds_the_tree_exactly(installed):
     _, site, wheel = installed
+    shipped = zipfile.ZipFile(wheel).namelist()
+    assert sorted(name for name in shipped if ".dist-info/" not in name) == sorted(
+        source_files("imagepipe") + source_files("twisted"))
     missing = [name for name in source_files("imagepipe") + source_files("twisted")
                if not (site / name).is_file()]
     assert missing == []
     # Twisted's own package files are never overwritten by the plugin's namespace.
-    shipped = zipfile.ZipFile(wheel).namelist()
     assert "twisted/__init__.py" not in shipped and "twisted/plugins/__init__.py" not in shipped
     assert not [pth for pth in site.glob("*.pth") if str(ROOT) in pth.read_text()]
 

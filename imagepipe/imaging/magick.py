@@ -35,6 +35,11 @@ _POLICY_PROBES = (
 
 _OPTIONAL = ("avif", "heic")
 
+# The probe only imagepipe's policy refuses: Debian's own policy.xml already
+# refuses HTTPS, PS and PDF, so their refusal does not show that imagepipe's
+# file (with its delegate and path rules) was loaded.
+SENTINEL = "MVG"
+
 # How ImageMagick answered one probe.  A coder the policy refuses and a coder
 # this ImageMagick does not have are equally safe; one that reached its
 # decoder is not (whether it then decoded the payload or choked on it).
@@ -124,6 +129,7 @@ def probe(coder, payload):
     """
     from wand.exceptions import MissingDelegateError, PolicyError
     from wand.image import Image
+    from wand.version import formats
 
     try:
         with Image(blob=payload, format=coder):
@@ -131,7 +137,9 @@ def probe(coder, payload):
     except PolicyError:
         return REFUSED
     except MissingDelegateError:
-        return ABSENT
+        if coder not in formats():
+            return ABSENT
+        return "reached a coder this ImageMagick has, which found no delegate"
     except Exception as error:  # noqa: BLE001 - the coder ran: it was not refused
         return f"reached the coder, which failed with {type(error).__name__}"
     return "was decoded"
@@ -140,8 +148,8 @@ def probe(coder, payload):
 def judge_policy(outcomes):
     """The ``PolicyReport`` for ``{coder: outcome}``; ``ConfigError`` unless all are safe.
 
-    Every coder must be refused or absent, and at least one must be refused:
-    when none is, the policy file was not loaded at all and its other rules
+    Every coder must be refused or absent, and ``SENTINEL`` refused: when it
+    is not, imagepipe's policy file was not loaded and its other rules
     (delegates, paths) are not in force either.
     """
     ran = [f"the {coder} probe {outcome}" for coder, outcome in outcomes.items()
@@ -150,10 +158,9 @@ def judge_policy(outcomes):
         raise ConfigError("ImageMagick security policy is not in force: " + "; ".join(ran)
                           + " (is Wand imported before imagepipe configured it?)")
     refused = tuple(coder for coder, outcome in outcomes.items() if outcome == REFUSED)
-    if not refused:
-        raise ConfigError("ImageMagick security policy is not in force: no probe was "
-                          "refused (" + ", ".join(outcomes) + " are all absent), so "
-                          "imagepipe's policy.xml was not loaded")
+    if SENTINEL not in refused:
+        raise ConfigError(f"ImageMagick security policy is not in force: the {SENTINEL} "
+                          f"probe was not refused, so imagepipe's policy.xml was not loaded")
     return PolicyReport(refused=refused,
                         absent=tuple(coder for coder, outcome in outcomes.items()
                                      if outcome == ABSENT))
