@@ -7,8 +7,10 @@ it.  Any problem becomes a ``ConfigError`` whose message is one line naming
 the file, section, key, the bad value and what was expected.
 """
 
+import ipaddress
 import os
 import re
+import resource
 import sys
 from dataclasses import dataclass
 
@@ -55,6 +57,26 @@ SETTINGS = (
             "(e.g. behind nginx, which logs them)."),
     Setting("network", "shutdown_timeout", "float(0, 3600)", "30",
             "Seconds to wait for calls in flight to finish on SIGTERM before exiting."),
+    Setting("network", "head_timeout", "float(1, 3600)", "30",
+            "Seconds a client has to send a whole request line and headers, however the "
+            "bytes trickle in (then 408 and the connection closes; nginx's "
+            "client_header_timeout, imgproxy's read timeout)."),
+    Setting("network", "body_timeout", "float(1, 3600)", "30",
+            "Seconds a request body may take, plus one second for every body_min_rate "
+            "bytes received: a stalled upload gets 408 and is dropped."),
+    Setting("network", "body_min_rate", "byte_size", "16KiB",
+            "Bytes per second a request body must average once body_timeout has passed."),
+    Setting("network", "max_connections", "integer(1, 1000000)", "1000",
+            "Open connections, all clients together; past it a new connection is answered "
+            "503 and closed. Held below the process's open-file limit."),
+    Setting("network", "max_client_connections", "integer(1, 1000000)", "64",
+            "Open connections from one client address; past it 429 with Retry-After."),
+    Setting("network", "max_body_bytes_in_flight", "byte_size", "256MiB",
+            "Request bodies being received, all connections together (counted from "
+            "Content-Length, or as chunks arrive); past it 503 with Retry-After."),
+    Setting("network", "trusted_proxies", "string_list", "",
+            "Addresses or networks of proxies in front (nginx: 127.0.0.1): their "
+            "connections count toward max_connections only, not as one client."),
     Setting("replication", "publish", "endpoints", "",
             "ZeroMQ endpoint(s) other nodes connect to for this node's writes.",
             example="tcp://127.0.0.1:8086"),
@@ -306,6 +328,25 @@ def _check_endpoints(value):
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+def _client_limits(filename, net):
+    """The ``ClientLimits`` of ``[network]``: the proxies parsed, the totals under the fd limit."""
+    exempt = []
+    for entry in net["trusted_proxies"]:
+        try:
+            exempt.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(f"{filename}: [network] trusted_proxies = {entry!r}: expected "
+                              f"an address or a network (127.0.0.1, 10.0.0.0/8)") from None
+    # Room for the files, sockets and render processes of the node itself.
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = max(16, soft - 128) if soft != resource.RLIM_INFINITY else net["max_connections"]
+    return ClientLimits(head_timeout=net["head_timeout"], body_timeout=net["body_timeout"],
+                        body_min_rate=max(1, net["body_min_rate"]),
+                        max_connections=min(net["max_connections"], room),
+                        max_client_connections=net["max_client_connections"],
+                        max_body_bytes=net["max_body_bytes_in_flight"], exempt=tuple(exempt))
+
+
 def _check_string_list(value):
     items = value if isinstance(value, list) else str(value).split(",")
     return tuple(item.strip() for item in items if item.strip())
@@ -418,6 +459,27 @@ def _sections():
 
 
 @dataclass(frozen=True)
+class ClientLimits:
+    """How much of the node connections and clients may hold ([network] settings)."""
+
+    head_timeout: float = 30.0
+    body_timeout: float = 30.0
+    body_min_rate: int = 16 << 10  # bytes per second a body must average past body_timeout
+    max_connections: int = 1000
+    max_client_connections: int = 64
+    max_body_bytes: int = 256 << 20  # request bodies in flight, all connections
+    exempt: tuple = ()  # ip_network: addresses (a local proxy) held only to the totals
+
+    def exempts(self, host):
+        """True when ``host`` (an address string) is held to the totals only."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:  # a unix socket: no client address
+            return True
+        return any(address in network for network in self.exempt)
+
+
+@dataclass(frozen=True)
 class NetworkSettings:
     """The ``[network]`` section."""
 
@@ -429,6 +491,7 @@ class NetworkSettings:
     serve_images: bool
     shutdown_timeout: float
     access_log: str = "-"
+    clients: ClientLimits = ClientLimits()
 
 
 @dataclass(frozen=True)
@@ -609,7 +672,8 @@ def _typed(filename, raw):
             auth_file=auth_file, max_request_bytes=net["max_request_bytes"],
             serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"],
             access_log=(net["access_log"] if net["access_log"] in ("", "-")
-                        else os.path.join(base, net["access_log"]))),
+                        else os.path.join(base, net["access_log"])),
+            clients=_client_limits(filename, net)),
         replication=_replication(filename, base, raw["replication"], os.path.realpath(root)),
         images=ImageSettings(
             path=os.path.realpath(root), umask=images["umask"], io_threads=threads,

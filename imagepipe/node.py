@@ -154,6 +154,7 @@ class Node(MultiService):
                     old.stopListening()
         self.rpc.authenticator = authenticator
         self.site.max_request_bytes = network.max_request_bytes
+        self.site.client_limits = network.clients
         self.images.settings = store_settings(new)
         self.images.tree.umask = new.images.umask
         self.images.engine.limits = image_limits(new)

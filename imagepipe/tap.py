@@ -73,7 +73,8 @@ def build(filename, reactor=None):
 
     health = Health(engine, workers, renderer.processes if renderer is not None else None)
     root = Root(rpc, view, status_view, health, mounts)
-    site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log)
+    site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log,
+                         config.network.clients, reactor=reactor)
     node = Node(reactor, config, site, images, workers, rpc, view, magick)
     if renderer is not None and "origins" in renderer.sources:
         renderer.sources["origins"].setServiceParent(node)

@@ -3,24 +3,25 @@ and ``/status``.
 
 ``LimitedRequest`` enforces ``max_request_bytes`` while the body arrives: a
 declared ``Content-Length`` over the limit is answered 413 from the headers
-alone and the body is discarded unread; a body that grows past the limit
-(chunked uploads) is cut off with 413.
+alone and the connection closed; a body that grows past the limit (chunked
+uploads) is cut off with 413.  The bodies of all connections together may
+hold ``max_body_bytes_in_flight`` (then 503 with ``Retry-After``).
+
+``ImagepipeSite`` counts open connections, all together and per client
+address, and answers one past ``max_connections`` (503) or
+``max_client_connections`` (429) before a channel is built; the channels
+(``channel.Channel``) keep the request deadlines.
 """
 
 import json
+from collections import Counter
 
 from twisted.web import resource, server
 from twisted.web.http import Request
 
+from imagepipe.config import ClientLimits
+from imagepipe.web.channel import Channel, Refusal, canned
 from imagepipe.web.statuses import reason
-
-_TOO_LARGE = (
-    b"HTTP/1.1 413 " + reason(413) + b"\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Connection: close\r\n"
-    b"Content-Length: %d\r\n\r\n%s"
-)
-
 
 class _Discard:
     """Stands in for the body buffer of a refused request."""
@@ -45,43 +46,69 @@ class LimitedRequest(server.Request):
     """
 
     refused = False
+    reserved = 0  # bytes of the site's body budget this request holds
 
     def setResponseCode(self, code, message=None):
         super().setResponseCode(code, reason(code) if message is None else message)
 
     def gotLength(self, length):
         self.received = 0
-        if length is not None and length > self.channel.site.max_request_bytes:
-            self._refuse(f"declared body of {length} bytes")
+        site = self.channel.site
+        if length is not None and length > site.max_request_bytes:
+            self._refuse(413, f"declared body of {length} bytes exceeds max_request_bytes "
+                              f"({site.max_request_bytes})")
+            return
+        if length and not self._reserve(length):
             return
         Request.gotLength(self, length)
 
     def handleContentChunk(self, data):
         if self.refused:
             return
+        self.channel.body_arrived(len(data))
         self.received += len(data)
-        if self.received > self.channel.site.max_request_bytes:
-            self._refuse(f"body past {self.received} bytes")
-            self.channel.transport.loseConnection()
+        site = self.channel.site
+        if self.received > site.max_request_bytes:
+            self._refuse(413, f"body past {self.received} bytes exceeds max_request_bytes "
+                              f"({site.max_request_bytes})")
             return
+        if self.received > self.reserved and not self._reserve(self.received - self.reserved):
+            return  # a chunked body: reserved as it arrives
         Request.handleContentChunk(self, data)
 
-    def _refuse(self, what):
+    def _reserve(self, size):
+        """Hold ``size`` more bytes of the site's body budget, or refuse with 503."""
+        site = self.channel.site
+        if site.body_bytes + size > site.client_limits.max_body_bytes:
+            self._refuse(503, f"request bodies in flight would exceed max_body_bytes_in_flight "
+                              f"({site.client_limits.max_body_bytes})", retry_after=5)
+            return False
+        site.body_bytes += size
+        self.reserved += size
+        return True
+
+    def _release(self):
+        self.channel.site.body_bytes -= self.reserved
+        self.reserved = 0
+
+    def _refuse(self, status, message, retry_after=None):
+        """Answer ``status`` now, without reading the body, and close the connection."""
         self.refused = True
+        self._release()
         if self.content is not None:
             self.content.close()
         self.content = _Discard()
-        limit = self.channel.site.max_request_bytes
-        body = (f"413 {reason(413).decode()}: {what} exceeds max_request_bytes "
-                f"({limit})\n").encode()
-        self.channel.transport.write(_TOO_LARGE % (len(body), body))
+        self.channel.refuse(canned(status, message, retry_after=retry_after))
 
     def process(self):
         if self.refused:
-            # The answer went out already; the body was read and thrown away.
-            self.channel.transport.loseConnection()
-            return
+            return  # answered already, and the connection is closing
+        self._release()  # the body is complete: it is the request's own now
         server.Request.process(self)
+
+    def connectionLost(self, reason):
+        self._release()
+        super().connectionLost(reason)
 
 
 class Status(resource.Resource):
@@ -106,6 +133,8 @@ class Status(resource.Resource):
             "capacity": self.workers.capacity,
             "threads": self.workers.threads,
             "shutting_down": self.workers.closing,
+            "connections": request.channel.site.connections,
+            "body_bytes_in_flight": request.channel.site.body_bytes,
         }
         if self.renderer is not None:
             status["on_the_fly"] = dict(self.renderer.counts)
@@ -147,13 +176,45 @@ class ImagepipeSite(server.Site):
     """
 
     requestFactory = LimitedRequest
+    protocol = Channel
 
-    def __init__(self, root, max_request_bytes, access_log="-", **kwargs):
+    def __init__(self, root, max_request_bytes, access_log="-", client_limits=ClientLimits(),
+                 **kwargs):
         if access_log not in ("", "-"):
             kwargs["logPath"] = access_log
         super().__init__(root, **kwargs)
         self.max_request_bytes = max_request_bytes
         self.access_log = access_log
+        self.client_limits = client_limits
+        self.connections = 0
+        self.by_client = Counter()  # client address -> open connections
+        self.body_bytes = 0  # of request bodies being received, all connections
+
+    def buildProtocol(self, addr):
+        limits = self.client_limits
+        host = getattr(addr, "host", None)
+        if self.connections >= limits.max_connections:
+            return Refusal(canned(503, f"max_connections ({limits.max_connections}) are "
+                                       f"open", retry_after=1), self.reactor.callLater)
+        client = None if host is None or limits.exempts(host) else host
+        if client is not None and self.by_client[client] >= limits.max_client_connections:
+            return Refusal(canned(429, f"this address holds max_client_connections "
+                                       f"({limits.max_client_connections}) open",
+                                  retry_after=1), self.reactor.callLater)
+        channel = super().buildProtocol(addr)
+        channel.client = client
+        self.connections += 1
+        if client is not None:
+            self.by_client[client] += 1
+        return channel
+
+    def connection_closed(self, channel):
+        """Called by a channel built here once its connection is gone."""
+        self.connections -= 1
+        if channel.client is not None:
+            self.by_client[channel.client] -= 1
+            if not self.by_client[channel.client]:
+                del self.by_client[channel.client]
 
     def log(self, request):
         if self.access_log:

@@ -2,10 +2,8 @@
 
 from http import HTTPStatus
 
-from twisted.web.http import RESPONSES
-
-# Twisted knows no phrase for some statuses imagepipe sends (422, 429, 431),
-# and its phrases and Python's for these predate RFC 9110.
+# RFC 9110's phrases where Python's (and Twisted's, which knows none for 422,
+# 429 or 431) predate it.
 _PHRASES = {413: b"Content Too Large", 414: b"URI Too Long", 416: b"Range Not Satisfiable",
             422: b"Unprocessable Content"}
 
@@ -14,8 +12,6 @@ def reason(status):
     """The standard reason phrase of an HTTP ``status``, as bytes."""
     if status in _PHRASES:
         return _PHRASES[status]
-    if status in RESPONSES:
-        return RESPONSES[status]
     try:
         return HTTPStatus(status).phrase.encode("ascii")
     except ValueError:

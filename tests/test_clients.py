@@ -1,0 +1,185 @@
+"""Slow and greedy clients against a real node: each is answered and dropped in
+bounded time, and the node keeps serving everyone else."""
+
+import http.client
+import json
+import socket
+import time
+import xmlrpc.client
+
+import pytest
+
+from conftest import b64, picture, wait_for
+
+
+def connect(node):
+    return socket.create_connection(("127.0.0.1", node.port), timeout=30)
+
+
+def answer_of(sock):
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def trickle(sock, data, interval, until):
+    """Send ``data`` a byte every ``interval`` seconds until the peer answers or ``until``."""
+    sock.settimeout(interval)
+    for byte in data:
+        if time.monotonic() > until:
+            return b""
+        try:
+            sock.sendall(bytes([byte]))
+            answer = sock.recv(65536)
+            return answer + answer_of_quietly(sock)
+        except socket.timeout:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return b""
+    return b""
+
+
+def answer_of_quietly(sock):
+    sock.settimeout(10)
+    try:
+        return answer_of(sock)
+    except (socket.timeout, ConnectionResetError):
+        return b""
+
+
+def serving(node):
+    assert node.proxy().store_image(b64(picture(20, 20)), "ok/x.jpg", "", [10, 10]) == "OK"
+
+
+def test_a_request_head_sent_a_byte_at_a_time_is_dropped_at_the_head_timeout(make_server):
+    node = make_server(network__head_timeout=2).start()
+    with connect(node) as sock:
+        started = time.monotonic()
+        answer = trickle(sock, b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200,
+                         0.25, started + 15)
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"request head not complete within head_timeout (2 s)" in answer
+    assert 1.5 < took < 6
+    serving(node)
+
+
+def test_a_stalled_upload_is_dropped_below_the_minimum_rate(make_server):
+    node = make_server(network__body_timeout=2, network__body_min_rate="1KiB").start()
+    with connect(node) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+                     b"Content-Length: 8000000\r\n\r\n")
+        started = time.monotonic()
+        answer = trickle(sock, b"<" * 100, 0.5, started + 15)
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert b"request body arriving slower than body_min_rate (1024 bytes/s" in answer
+    assert 1.5 < took < 6
+    serving(node)
+
+
+def test_a_steady_upload_slower_than_the_timeout_alone_still_completes(make_server):
+    node = make_server(network__body_timeout=1, network__body_min_rate="64KiB").start()
+    body = xmlrpc.client.dumps((b64(picture(600, 400, fmt="PNG")), "slow/x.png"),
+                               "store_image").encode()
+    with connect(node) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for start in range(0, len(body), 32 << 10):  # 32 KiB every 0.25 s: 128 KiB/s
+            sock.sendall(body[start:start + (32 << 10)])
+            time.sleep(0.25)
+        answer = answer_of(sock)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"<string>OK</string>" in answer
+
+
+def hold(node, count):
+    """``count`` idle connections, once the node counts every one of them."""
+    held = [connect(node) for _ in range(count)]
+    wait_for(lambda: status(node).get("connections") == count + 1,  # + the /status request
+             what=f"{count} connections to be counted")
+    return held
+
+
+def test_connections_past_the_total_are_answered_503(make_server):
+    node = make_server(network__max_connections=4, network__max_client_connections=100).start()
+    held = hold(node, 3) + [connect(node)]
+    with connect(node) as extra:
+        answer = answer_of(extra)
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"Retry-After: 1\r\n" in answer and b"max_connections (4) are open" in answer
+    for sock in held:
+        sock.close()
+    wait_for(lambda: status(node).get("connections") == 1, what="the slots to be free again")
+    serving(node)
+
+
+def test_one_address_past_its_share_is_answered_429(make_server):
+    node = make_server(network__max_client_connections=3).start()
+    held = hold(node, 2) + [connect(node)]
+    with connect(node) as extra:
+        answer = answer_of(extra)
+    assert answer.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
+    assert b"max_client_connections (3)" in answer and b"Retry-After: 1\r\n" in answer
+    for sock in held:
+        sock.close()
+
+
+def test_a_trusted_proxy_counts_only_toward_the_total(make_server):
+    node = make_server(network__max_client_connections=2,
+                       network__trusted_proxies="127.0.0.1").start()
+    held = hold(node, 5)
+    serving(node)  # one more connection, from the same address
+    for sock in held:
+        sock.close()
+
+
+def status(node):
+    connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+    connection.request("GET", "/status")
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    # Refused while an earlier /status connection is still counted: nothing to read yet.
+    return json.loads(body) if response.status == 200 else {}
+
+
+def test_bodies_in_flight_past_the_budget_are_answered_503(make_server):
+    node = make_server(network__max_body_bytes_in_flight="1MiB").start()
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: 700000\r\n\r\n")
+    with connect(node) as first, connect(node) as second:
+        first.sendall(head + b"<" * 1000)  # holds 700,000 bytes of the budget
+        wait_for(lambda: status(node).get("body_bytes_in_flight") == 700000,
+                 what="the first body to hold its share")
+        second.sendall(head)
+        answer = answer_of(second)
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"max_body_bytes_in_flight (1048576)" in answer and b"Retry-After: 5" in answer
+    serving(node)  # the budget is free again once the first connection went
+
+
+@pytest.mark.parametrize("request_bytes,status,phrase", [
+    (b"GET /" + b"a" * 65536 + b" HTTP/1.1\r\n\r\n", 414, b"URI Too Long"),
+    (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 65536 + b"\r\n\r\n", 431,
+     b"Request Header Fields Too Large"),
+])
+def test_lines_too_long_to_read_are_answered(server, request_bytes, status, phrase):
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        answer = answer_of_quietly(sock)
+    assert answer.startswith(b"HTTP/1.1 %d %s\r\n" % (status, phrase))
+
+
+def test_a_body_declared_too_large_is_answered_and_the_connection_closed(server):
+    with connect(server) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+                     b"Content-Length: 100000000000\r\n\r\n")
+        started = time.monotonic()
+        answer = answer_of(sock)  # returns once the server closes
+        took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert b"Connection: close" in answer and took < 2
