@@ -87,7 +87,8 @@ def declared_size(fmt, data):
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def _jpeg_size(data):
+def _jpeg_frame(data):
+    """The offset of the JPEG's frame header (its SOF marker), or None before the scan."""
     offset = 2
     while offset + 9 < len(data):
         if data[offset] != 0xFF:
@@ -96,15 +97,20 @@ def _jpeg_size(data):
         if marker == 0xFF:
             offset += 1
             continue
-        length = int.from_bytes(data[offset + 2:offset + 4], "big")
         if marker in _SOF:
-            height = int.from_bytes(data[offset + 5:offset + 7], "big")
-            width = int.from_bytes(data[offset + 7:offset + 9], "big")
-            return width, height
+            return offset
         if marker == 0xDA:
             return None
-        offset += 2 + length
+        offset += 2 + int.from_bytes(data[offset + 2:offset + 4], "big")
     return None
+
+
+def _jpeg_size(data):
+    frame = _jpeg_frame(data)
+    if frame is None:
+        return None
+    return (int.from_bytes(data[frame + 7:frame + 9], "big"),
+            int.from_bytes(data[frame + 5:frame + 7], "big"))
 
 
 def _webp_size(data):
@@ -214,33 +220,21 @@ def jpeg_scan_floor(data):
     short, however it ends.  0 for arithmetic-coded or lossless frames, and
     when the header cannot be read.
     """
-    offset = 2
+    frame = _jpeg_frame(data)
     try:
-        while offset + 4 <= len(data) and data[offset] == 0xFF:
-            marker = data[offset + 1]
-            if marker == 0xFF:
-                offset += 1
-                continue
-            length = int.from_bytes(data[offset + 2:offset + 4], "big")
-            if marker in _SOF:
-                if marker not in _HUFFMAN_SOF:
-                    return 0
-                height = int.from_bytes(data[offset + 5:offset + 7], "big")
-                width = int.from_bytes(data[offset + 7:offset + 9], "big")
-                count = data[offset + 9]
-                factors = [(data[offset + 11 + 3 * i] >> 4, data[offset + 11 + 3 * i] & 15)
-                           for i in range(count)]
-                most_h = max(h for h, _ in factors) or 1
-                most_v = max(v for _, v in factors) or 1
-                blocks = sum(_ceil(_ceil(width * h, most_h), 8) * _ceil(_ceil(height * v, most_v), 8)
-                             for h, v in factors)
-                return blocks // 8
-            if marker == 0xDA:
-                return 0
-            offset += 2 + length
-    except (IndexError, ValueError):
+        if frame is None or data[frame + 1] not in _HUFFMAN_SOF:
+            return 0
+        height = int.from_bytes(data[frame + 5:frame + 7], "big")
+        width = int.from_bytes(data[frame + 7:frame + 9], "big")
+        factors = [(data[frame + 11 + 3 * i] >> 4, data[frame + 11 + 3 * i] & 15)
+                   for i in range(data[frame + 9])]
+    except IndexError:
         return 0
-    return 0
+    most_h = max((h for h, _ in factors), default=1) or 1
+    most_v = max((v for _, v in factors), default=1) or 1
+    blocks = sum(_ceil(_ceil(width * h, most_h), 8) * _ceil(_ceil(height * v, most_v), 8)
+                 for h, v in factors)
+    return blocks // 8
 
 
 def _ceil(numerator, denominator):
