@@ -17,6 +17,7 @@ import time
 import xmlrpc.client
 
 import pytest
+from PIL import Image
 
 from conftest import Server, b64, durations, opened, picture, wait_for
 from samples import photo
@@ -591,3 +592,20 @@ def test_a_render_process_over_its_memory_is_replaced_after_answering(make_serve
         wait_for(lambda: len(children(server)) == 1, what="the next render process")
         seen.add(children(server)[0].pid)
     assert len(seen) == 3
+
+
+def test_a_replaced_source_never_keeps_its_predecessors_etag(node):
+    # Solid colours render to PNGs of one size: only the mtime can tell them apart, and
+    # a replacement within the same second must still get a new tag.
+    proxy, tags = node.proxy(), []
+    for colour in ["red", "lime", "blue", "yellow", "red", "lime"]:
+        data = io.BytesIO()
+        Image.new("RGB", (64, 64), colour).save(data, "PNG")
+        proxy.store_image(b64(data.getvalue()), "photos/solid.png")
+        response = get(node, "/r/w:32/f:png/photos/solid.png")
+        assert response.status == 200
+        tags.append(response.getheader("ETag"))
+        if len(tags) > 1:  # the old tag no longer matches
+            assert get(node, "/r/w:32/f:png/photos/solid.png",
+                       **{"If-None-Match": tags[-2]}).status == 200
+    assert len(set(tags)) == len(tags), tags

@@ -146,6 +146,7 @@ class ResultCache:
         self.max_bytes = max_bytes
         self.clock = clock
         self.lock = threading.Lock()
+        self._recent_tags = {}  # name -> [((second, size), written at)] of the last minute
         os.makedirs(self.files, exist_ok=True)
         self.db = sqlite3.connect(os.path.join(root, "index.sqlite"), isolation_level=None,
                                   check_same_thread=False)
@@ -241,10 +242,38 @@ class ResultCache:
         def write(temp):
             with open(temp, "xb") as handle:
                 handle.write(data)
+            self._distinct_tag(name, path, temp, len(data))
 
         if not self._place(path, write):
             return None
         return self._index(name, key, source, version, len(data), fmt, path)
+
+    def _distinct_tag(self, name, path, temp, size):
+        """Make sure ``temp``, about to replace ``name``, cannot carry a predecessor's ETag.
+
+        The tag is nginx's: the mtime in whole seconds and the size.  A result
+        rendered again within the same second to the same number of bytes
+        (a source replaced, a result invalidated and rendered anew) would
+        keep its tag, and a client would keep the old picture on a 304; its
+        mtime is moved on by whole seconds until the tag is new.
+        """
+        now = os.stat(temp).st_mtime
+        with self.lock:
+            taken = {tag for tag, stamp in self._recent_tags.get(name, ()) if now - stamp < 60}
+            try:
+                taken.add((int(os.stat(path).st_mtime), os.stat(path).st_size))
+            except OSError:
+                pass  # nothing there yet
+            second = int(now)
+            while (second, size) in taken:
+                second += 1
+            if second != int(now):
+                os.utime(temp, (now, second + (now - int(now))))
+            recent = [entry for entry in self._recent_tags.get(name, ()) if now - entry[1] < 60]
+            self._recent_tags[name] = recent + [((second, size), now)]
+            if len(self._recent_tags) > 10_000:  # forget the names of more than a minute ago
+                self._recent_tags = {key: entries for key, entries in self._recent_tags.items()
+                                     if now - entries[-1][1] < 60}
 
     def _place(self, path, make):
         """Make a file at a temporary name with ``make(temp)``, rename it to ``path``."""
