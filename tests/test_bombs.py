@@ -81,8 +81,7 @@ def test_on_the_fly_png_bombs_are_422_naming_the_limit(node, name):
 
 def test_a_limit_raised_lets_the_metadata_through(make_server):
     server = make_server(images__max_metadata_bytes="300MiB").start()
-    kind = b"zTXt"
-    assert server.proxy().store_image(b64(png_bomb(kind, 8 << 20)), "big/meta.png", "",
+    assert server.proxy().store_image(b64(png_bomb(b"zTXt", 8 << 20)), "big/meta.png", "",
                                       [1, 1]) == "OK"
 
 

@@ -55,29 +55,23 @@ def serving(node):
     assert node.proxy().store_image(b64(picture(20, 20)), "ok/x.jpg", "", [10, 10]) == "OK"
 
 
-def test_a_request_head_sent_a_byte_at_a_time_is_dropped_at_the_head_timeout(make_server):
-    node = make_server(network__head_timeout=2).start()
+@pytest.mark.parametrize("settings,sent,trickled,message", [
+    ({"network__head_timeout": 2}, b"", b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200,
+     b"request head not complete within head_timeout (2 s)"),
+    ({"network__body_timeout": 2, "network__body_min_rate": "1KiB"},
+     b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 8000000\r\n\r\n",
+     b"<" * 100, b"request body arriving slower than body_min_rate (1024 bytes/s"),
+], ids=["head-a-byte-at-a-time", "stalled-body"])
+def test_a_client_too_slow_is_answered_408_and_dropped(make_server, settings, sent, trickled,
+                                                        message):
+    node = make_server(**settings).start()
     with connect(node) as sock:
+        sock.sendall(sent)
         started = time.monotonic()
-        answer = trickle(sock, b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200,
-                         0.25, started + 15)
+        answer = trickle(sock, trickled, 0.25, started + 15)
         took = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-    assert b"request head not complete within head_timeout (2 s)" in answer
-    assert 1.5 < took < 6
-    serving(node)
-
-
-def test_a_stalled_upload_is_dropped_below_the_minimum_rate(make_server):
-    node = make_server(network__body_timeout=2, network__body_min_rate="1KiB").start()
-    with connect(node) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                     b"Content-Length: 8000000\r\n\r\n")
-        started = time.monotonic()
-        answer = trickle(sock, b"<" * 100, 0.5, started + 15)
-        took = time.monotonic() - started
-    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-    assert b"request body arriving slower than body_min_rate (1024 bytes/s" in answer
+    assert message in answer
     assert 1.5 < took < 6
     serving(node)
 

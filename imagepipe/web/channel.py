@@ -77,11 +77,11 @@ class Channel(http.HTTPChannel):
 
     client = None  # the client address its site counts it under (None: exempt)
     _deadline = None  # IDelayedCall of the head or body deadline
-    _body_started = None
-    _body_received = 0
+    _body_started = None  # when the body of the request being read began
 
     @property
     def limits(self):
+        """The site's ``config.ClientLimits`` (replaced on reload)."""
         return self.site.client_limits
 
     def connectionMade(self):
@@ -90,7 +90,7 @@ class Channel(http.HTTPChannel):
 
     def _await_head(self):
         self._cancel_deadline()
-        self._deadline = self.callLater(self.limits.head_timeout, self._too_slow,
+        self._deadline = self.callLater(self.limits.head_timeout, self._answer_and_close, 408,
                                         f"request head not complete within head_timeout "
                                         f"({self.limits.head_timeout:g} s)")
 
@@ -100,26 +100,21 @@ class Channel(http.HTTPChannel):
         request = self.requests[-1] if self.requests else None
         if self.length != 0 and not getattr(request, "refused", False):
             self._body_started = self._clock()
-            self._body_received = 0
             self._watch_body()
-
-    def body_arrived(self, size):
-        """Count ``size`` more bytes of the body being received."""
-        self._body_received += size
 
     def allContentReceived(self):
         self._cancel_deadline()
-        self._body_started = None
         super().allContentReceived()
 
     def _watch_body(self):
         limits = self.limits
-        allowed = limits.body_timeout + self._body_received / limits.body_min_rate
+        received = getattr(self.requests[-1], "received", 0) if self.requests else 0
+        allowed = limits.body_timeout + received / limits.body_min_rate
         elapsed = self._clock() - self._body_started
         if elapsed >= allowed:
-            self._too_slow(f"request body arriving slower than body_min_rate "
-                           f"({limits.body_min_rate} bytes/s after body_timeout "
-                           f"{limits.body_timeout:g} s)")
+            self._answer_and_close(408, f"request body arriving slower than body_min_rate "
+                                        f"({limits.body_min_rate} bytes/s after body_timeout "
+                                        f"{limits.body_timeout:g} s)")
             return
         self._deadline = self.callLater(allowed - elapsed, self._watch_body)
 
@@ -137,10 +132,6 @@ class Channel(http.HTTPChannel):
             self._answer_and_close(414, f"request line longer than {self.MAX_LENGTH} bytes")
         else:
             self._answer_and_close(431, f"header line longer than {self.MAX_LENGTH} bytes")
-
-    def _too_slow(self, message):
-        self._deadline = None
-        self._answer_and_close(408, message)
 
     def _answer_and_close(self, status, message):
         self.refuse(canned(status, message))

@@ -65,7 +65,6 @@ class LimitedRequest(server.Request):
     def handleContentChunk(self, data):
         if self.refused:
             return
-        self.channel.body_arrived(len(data))
         self.received += len(data)
         site = self.channel.site
         if self.received > site.max_request_bytes:
