@@ -76,7 +76,8 @@ SETTINGS = (
             "Content-Length, or as chunks arrive); past it 503 with Retry-After."),
     Setting("network", "trusted_proxies", "string_list", "",
             "Addresses or networks of proxies in front (nginx: 127.0.0.1): their "
-            "connections count toward max_connections only, not as one client."),
+            "connections count toward max_connections only, not as one client, and "
+            "their X-Real-IP (or X-Forwarded-For) names the client of a request."),
     Setting("replication", "publish", "endpoints", "",
             "ZeroMQ endpoint(s) other nodes connect to for this node's writes.",
             example="tcp://127.0.0.1:8086"),
@@ -117,7 +118,9 @@ SETTINGS = (
             "Umask applied to created images (0666 & ~umask) and directories "
             "(0777 & ~umask). Octal with a leading 0 (0022) or decimal (18)."),
     Setting("images", "io_threads", "integer(0, 256)", "0",
-            "Threads doing image work; 0 means one per CPU."),
+            "Threads doing the image and file work of XML-RPC calls (store, move, delete, "
+            "info); on-the-fly renders have their own ([http] render_threads). 0 means "
+            "one per CPU."),
     Setting("images", "render_processes", "integer(0, 256)", "0",
             "Child processes that render on-the-fly requests; 0 renders in the worker "
             "threads. Python's interpreter lock keeps one process from using more than "
@@ -154,6 +157,19 @@ SETTINGS = (
             "(imgproxy's max_result_dimension)."),
     Setting("images", "max_result_pixels", "pixel_count", "25MP",
             "Most pixels in one frame of any picture made, as max_result_side."),
+    Setting("http", "render_threads", "integer(0, 256)", "0",
+            "Threads rendering on-the-fly misses (and /health), apart from the "
+            "io_threads of the XML-RPC calls, so that reads never take a write's thread "
+            "or queue place. 0 means one per CPU, and at least render_processes."),
+    Setting("http", "max_render_pending", "integer(0, 100000)", "0",
+            "Renders (origin fetches included) that may wait for a render thread; more "
+            "get 429 with Retry-After. 0 means 4 x render_threads."),
+    Setting("http", "max_client_renders", "integer(1, 100000)", "6",
+            "Renders one client address may have in flight (cache hits do not count; "
+            "requests joining an identical render in flight do not either); past it "
+            "429 with Retry-After. Behind [network] trusted_proxies the address is the "
+            "proxy's X-Real-IP or X-Forwarded-For. A browser opens up to 6 connections "
+            "to a host."),
     Setting("http", "cache_path", "string", "",
             "Directory of the on-the-fly result cache; empty means .imagepipe/cache "
             "under [images] path. Relative paths are taken from the directory of this "
@@ -478,6 +494,32 @@ class ClientLimits:
             return True
         return any(address in network for network in self.exempt)
 
+    def client(self, host, real_ip=None, forwarded_for=None):
+        """The client address a request from ``host`` counts against.
+
+        From a trusted proxy it is the proxy's ``X-Real-IP``, else the
+        rightmost ``X-Forwarded-For`` entry that is not itself a trusted
+        proxy, else the proxy; from anyone else those headers are ignored.
+        ``None`` for a unix socket with no header to go by.
+        """
+        if host is not None and not self.exempts(host):
+            return host
+        if real_ip and _address(real_ip) is not None:
+            return str(_address(real_ip))
+        for entry in reversed((forwarded_for or "").split(",")):
+            address = _address(entry)
+            if address is not None and not self.exempts(str(address)):
+                return str(address)
+        return host
+
+
+def _address(text):
+    """The IP address ``text`` holds, or None."""
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
 
 @dataclass(frozen=True)
 class NetworkSettings:
@@ -560,6 +602,9 @@ class HttpSettings:
     sign_keys: str
     mounts: tuple  # MountSettings
     origins: object  # imagepipe.web.origins.OriginSettings, or None
+    render_threads: int = 1
+    max_render_pending: int = 4
+    max_client_renders: int = 6
 
 
 @dataclass(frozen=True)
@@ -687,7 +732,7 @@ def _typed(filename, raw):
             max_result_side=images["max_result_side"],
             max_result_pixels=images["max_result_pixels"]),
         http=_http(filename, base, raw["http"], os.path.realpath(root),
-                   PathRules(images["transliterate_paths"])),
+                   PathRules(images["transliterate_paths"]), images["render_processes"]),
         imagemagick=MagickSettings(
             convert=magick["convert"],
             thread_limit=env["MAGICK_THREAD_LIMIT"],
@@ -731,7 +776,7 @@ def _replication(filename, base, section, root):
 DIALECTS = ("native", "openross", "wanelo", "phizer", "dirpy")
 
 
-def _http(filename, base, section, root, rules):
+def _http(filename, base, section, root, rules, render_processes):
     """The typed ``[http]`` section; each dialect's settings built and checked here."""
     mounts, prefixes = [], {}
     for dialect in DIALECTS:
@@ -769,7 +814,10 @@ def _http(filename, base, section, root, rules):
         raise ConfigError(f"{filename}: [http] sign_keys = {section['sign_keys']!r}: "
                           f"expected an existing file")
     cache = section["cache_path"]
+    threads = section["render_threads"] or max(os.cpu_count() or 1, render_processes)
     return HttpSettings(
+        render_threads=threads, max_render_pending=section["max_render_pending"] or 4 * threads,
+        max_client_renders=section["max_client_renders"],
         cache_path=os.path.join(base, cache) if cache else os.path.join(root, ".imagepipe",
                                                                         "cache"),
         cache_max_bytes=section["cache_max_bytes"], max_age=section["max_age"],

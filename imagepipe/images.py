@@ -35,7 +35,7 @@ class ImageStore:
         self.commit = commit  # context for each change's commit (the replication journal)
 
     def _submit(self, function, *args):
-        return self.workers.submit(function, self.settings, *args)
+        return self.workers.writes.submit(function, self.settings, *args)
 
     def store(self, *args):
         """``store_image`` arguments -> Deferred of the ``Change``."""
@@ -73,7 +73,7 @@ class ImageStore:
 
     def info(self, path):
         """Deferred of a dict describing the stored image at ``path``."""
-        return self.workers.submit(self._info, self.settings, path)
+        return self.workers.writes.submit(self._info, self.settings, path)
 
     def _info(self, settings, path):
         clean = settings.rules.clean(path, "path")

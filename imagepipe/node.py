@@ -70,7 +70,7 @@ class Node(MultiService):
             sys.stderr.write(f"imagepipe: {failure}\n")
             self._halt()
             raise SystemExit(1) from None
-        self.workers.pool.callInThread(self._sweep)
+        self.workers.writes.pool.callInThread(self._sweep)
 
     def _sweep(self):
         removed = self.images.tree.sweep()
@@ -158,7 +158,7 @@ class Node(MultiService):
         self.images.settings = store_settings(new)
         self.images.tree.umask = new.images.umask
         self.images.engine.limits = image_limits(new)
-        self.workers.resize(new.images.io_threads, new.images.max_pending)
+        self.workers.writes.resize(new.images.io_threads, new.images.max_pending)
         if self.tree_view is not None:
             self.tree_view.rules = self.images.settings.rules
         if self.magick is not None:

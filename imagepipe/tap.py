@@ -58,7 +58,8 @@ def build(filename, reactor=None):
         log.info("[imagemagick] convert is not used: images are processed in-process")
 
     settings = store_settings(config)
-    workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending)
+    workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending,
+                         config.http.render_threads, config.http.max_render_pending)
     tree = Tree(config.images.path, config.images.umask)
     engine = make_engine(config, status)
     log.info("engine {engine}: formats {formats}", engine=engine.name,
@@ -138,7 +139,7 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
         if cache.emptied:
             log.info("result cache: emptied (the settings results depend on changed)")
         tree.listeners.append(lambda change: cache.invalidate(change.paths))
-        workers.pool.callInThread(_reconcile, cache, log)
+        workers.renders.pool.callInThread(_reconcile, cache, log)
     processes = None
     if config.images.render_processes:
         from imagepipe.imaging.processes import RenderProcesses, child_settings

@@ -1,10 +1,16 @@
-"""The worker pool: a service owning a ThreadPool and a bounded admission count.
+"""The worker pool: a service owning one lane of threads per kind of work.
 
-Calls are admitted while fewer than ``threads + max_pending`` are running or
-waiting; beyond that ``submit`` raises ``Busy`` at once, so memory stays
-bounded however many clients push.  ``drain`` fires when nothing is in
-flight, which is how SIGTERM lets running calls finish.
+A ``Lane`` is a ThreadPool and a bounded admission count: work is admitted
+while fewer than ``threads + max_pending`` jobs are running or waiting;
+beyond that ``submit`` raises ``Busy`` at once, so memory stays bounded
+however many clients push.  A free thread goes to the waiting client with
+the fewest jobs running, not to the oldest job.  The XML-RPC calls
+(``writes``) and the on-the-fly renders (``renders``) each have a lane, so
+reads, however many, never take a thread or a queue place from a write.  ``drain`` fires when no
+lane has anything in flight, which is how SIGTERM lets running work finish.
 """
+
+from collections import Counter, deque
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -14,23 +20,118 @@ from twisted.python.threadpool import ThreadPool
 from imagepipe.errors import Busy
 
 
-class WorkerPool(Service):
-    """Runs blocking image and file work off the reactor, with a bounded queue."""
+class Lane:
+    """Threads and an admission count for one kind of work."""
 
-    def __init__(self, reactor, threads, max_pending, pool=None):
-        self.reactor = reactor
+    def __init__(self, owner, what, threads, max_pending, settings, pool=None):
+        self.owner = owner  # the WorkerPool: its ``closing`` and its idle waiters
+        self.what = what  # "calls" or "renders", for messages
         self.threads = threads
         self.max_pending = max_pending
-        self.pool = pool or ThreadPool(threads, threads, name="imagepipe-io")
-        self.in_flight = 0
+        self.settings = settings  # the names of the two sizes, for messages
+        self.pool = pool or ThreadPool(threads, threads, name=f"imagepipe-{what}")
+        self.in_flight = 0  # admitted: running or waiting
+        self.running = 0  # handed to a thread
+        self._waiting = {}  # client -> deque of (Deferred, function, args), oldest first
+        self._running = Counter()  # client -> its jobs on a thread
+        self._served = {}  # client -> when it last got a thread (a dispatch count)
+        self._dispatched = 0
+
+    @property
+    def capacity(self):
+        """How much work may be admitted at once."""
+        return self.threads + self.max_pending
+
+    def resize(self, threads, max_pending):
+        self.threads = threads
+        self.max_pending = max_pending
+        self.pool.adjustPoolsize(threads, threads)
+        self._dispatch()
+
+    def admit(self, waiting=0):
+        """Raise ``Busy`` unless one more job fits beside ``waiting`` held elsewhere."""
+        if self.owner.closing:
+            raise Busy("server shutting down; retry on another node or later")
+        if self.in_flight + waiting >= self.capacity:
+            threads, pending = self.settings
+            raise Busy(f"server busy: {self.in_flight + waiting} {self.what} in progress "
+                       f"({threads} {self.threads} + {pending} {self.max_pending}); "
+                       f"retry later")
+
+    def submit(self, function, *args, client=None):
+        """Run ``function(*args)`` in this lane; a Deferred of its result.
+
+        Raises ``Busy``.  A free thread takes the next job of the waiting
+        ``client`` (an address, or None) with the fewest jobs running, the
+        one served longest ago among equals: a client with many jobs queued
+        cannot make another's wait behind all of them.
+        """
+        self.admit()
+        self.in_flight += 1
+        d = defer.Deferred()
+        self._waiting.setdefault(client, deque()).append((d, function, args))
+        self._dispatch()
+        d.addBoth(self._done)
+        return d
+
+    def _dispatch(self):
+        while self.running < self.threads and self._waiting:
+            client = min(self._waiting, key=self._turn)
+            queue = self._waiting[client]
+            d, function, args = queue.popleft()
+            if not queue:
+                del self._waiting[client]
+            self.running += 1
+            self._running[client] += 1
+            self._served[client] = self._dispatched = self._dispatched + 1
+            ran = deferToThreadPool(self.owner.reactor, self.pool, function, *args)
+            ran.addBoth(self._ran, client)
+            ran.chainDeferred(d)
+
+    def _turn(self, client):
+        return self._running[client], self._served.get(client, 0)
+
+    def _ran(self, result, client):
+        self.running -= 1
+        self._running[client] -= 1
+        if not self._running[client]:
+            del self._running[client]
+            if client not in self._waiting:
+                del self._served[client]
+        self._dispatch()
+        return result
+
+    def _done(self, result):
+        self.in_flight -= 1
+        self.owner.settled()
+        return result
+
+
+class WorkerPool(Service):
+    """Runs blocking image and file work off the reactor, writes and renders apart."""
+
+    def __init__(self, reactor, threads, max_pending, render_threads=None,
+                 max_render_pending=None):
+        self.reactor = reactor
         self.closing = False  # set on shutdown: admit nothing new
+        self.writes = Lane(self, "calls", threads, max_pending,
+                           ("io_threads", "max_pending"))
+        self.renders = Lane(self, "renders", render_threads or threads,
+                            max_render_pending if max_render_pending is not None
+                            else max_pending, ("render_threads", "max_render_pending"))
+        self.lanes = (self.writes, self.renders)
         self.starters = []  # called when the service starts (after twistd daemonized)
         self.closers = []  # called on stop, before the threads are joined
         self._idle = []
 
+    @property
+    def in_flight(self):
+        return sum(lane.in_flight for lane in self.lanes)
+
     def startService(self):
         Service.startService(self)
-        self.pool.start()
+        for lane in self.lanes:
+            lane.pool.start()
         for start in self.starters:
             start()
 
@@ -38,46 +139,18 @@ class WorkerPool(Service):
         Service.stopService(self)
         for close in self.closers:  # first: a thread waiting on a closed helper wakes up
             close()
-        self.pool.stop()
+        for lane in self.lanes:
+            lane.pool.stop()
 
-    def resize(self, threads, max_pending):
-        """Apply new sizes (on reload)."""
-        self.threads = threads
-        self.max_pending = max_pending
-        self.pool.adjustPoolsize(threads, threads)
-
-    @property
-    def capacity(self):
-        """How many calls may be admitted at once."""
-        return self.threads + self.max_pending
-
-    def admit(self, waiting=0):
-        """Raise ``Busy`` unless one more call fits beside ``waiting`` held elsewhere."""
-        if self.closing:
-            raise Busy("server shutting down; retry on another node or later")
-        if self.in_flight + waiting >= self.capacity:
-            raise Busy(f"server busy: {self.in_flight + waiting} calls in progress "
-                       f"(io_threads {self.threads} + max_pending {self.max_pending}); "
-                       f"retry later")
-
-    def submit(self, function, *args, **kwargs):
-        """Run ``function`` in the pool; a Deferred of its result.  Raises ``Busy``."""
-        self.admit()
-        self.in_flight += 1
-        d = deferToThreadPool(self.reactor, self.pool, function, *args, **kwargs)
-        d.addBoth(self._done)
-        return d
-
-    def _done(self, result):
-        self.in_flight -= 1
+    def settled(self):
+        """A job ended: wake ``drain`` waiters once nothing is in flight."""
         if self.in_flight == 0:
             waiting, self._idle = self._idle, []
             for d in waiting:
                 d.callback(None)
-        return result
 
     def drain(self):
-        """A Deferred that fires once no call is in flight."""
+        """A Deferred that fires once no job is in flight in any lane."""
         if self.in_flight == 0:
             return defer.succeed(None)
         d = defer.Deferred()

@@ -285,18 +285,19 @@ def test_signed_urls_pass_with_any_key_and_fail_otherwise(signed):
 
 
 def test_the_render_queue_full_answers_429(make_server):
-    server = make_server(images__io_threads=1, images__max_pending=1,
-                         http__cache_max_bytes=0)
+    server = make_server(http__render_threads=1, http__max_render_pending=1,
+                         http__max_client_renders=100, http__cache_max_bytes=0)
     server.root.joinpath("big.jpg").write_bytes(photo())
     server.start()
     statuses = []
 
-    reasons = {}
+    reasons, bodies = {}, {}
 
     def fetch(index):
         response = get(server, f"/r/w:{500 + index}/big.jpg")
         statuses.append(response.status)
         reasons[response.status] = (response.reason, response.body[:22])
+        bodies[response.status] = response.body
 
     threads = [threading.Thread(target=fetch, args=(i,)) for i in range(8)]
     for thread in threads:
@@ -306,6 +307,7 @@ def test_the_render_queue_full_answers_429(make_server):
     assert 429 in statuses and 200 in statuses
     assert set(statuses) <= {200, 429}
     assert reasons[429] == ("Too Many Requests", b"429 Too Many Requests:")
+    assert b"render_threads 1 + max_render_pending 1" in bodies[429]
     assert get(server, "/r/w:10/big.jpg").status == 200
 
 

@@ -93,7 +93,7 @@ class Health(resource.Resource):
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         try:
-            d = self.workers.submit(run_checks, self.engine, self.data, self._render)
+            d = self.workers.renders.submit(run_checks, self.engine, self.data, self._render)
         except Exception as error:  # noqa: BLE001 - Busy or shutting down
             request.setResponseCode(503)
             return json.dumps({"ok": False, "error": str(error)}).encode()

@@ -11,6 +11,7 @@ stores the result.  Concurrent identical requests share one render
 
 import hashlib
 import os
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote_to_bytes
 
@@ -82,6 +83,7 @@ class Renderer:
         self.defaults = EncodeOptions(quality=settings.quality)
         self.counts = {"renders": 0, "cache_hits": 0, "shared": 0, "errors": 0}
         self.fetching = 0  # origin fetches in flight
+        self.by_client = Counter()  # client address -> renders it started, in flight
         self._flights = {}
 
     def accepted(self, accept_header):
@@ -91,13 +93,15 @@ class Renderer:
         return tuple(name for name in wanted
                      if f"image/{name}" in offered and name in self.engine.formats)
 
-    def answer(self, kind, request, name, accept, suffix=""):
+    def answer(self, kind, request, name, accept, suffix="", client=None):
         """A Deferred of the ``Result`` for a parsed ``request`` from source ``kind``.
 
         ``name`` is its cache name (None: not cacheable); ``accept`` the
         formats ``format:auto`` may use, ``suffix`` what they make of the
         name.  A new name for a picture already cached (another spelling of
-        the same URL) is linked to it instead of rendered.
+        the same URL) is linked to it instead of rendered.  A render the
+        request starts counts against ``client`` (an address; None: not
+        counted) until it lands, up to ``max_client_renders``.
         """
         source = self.sources[kind]
         key = cache_key(kind, request, suffix)
@@ -117,12 +121,22 @@ class Renderer:
             d = defer.Deferred()
             waiting.append(d)
             return d
+        if client is not None:
+            if self.by_client[client] >= self.settings.max_client_renders:
+                return defer.fail(Busy(
+                    f"this client has max_client_renders "
+                    f"({self.settings.max_client_renders}) renders in flight; retry later"))
+            self.by_client[client] += 1
         self._flights[key] = []
-        d = self._render(source, request, name, key, accept)
-        d.addBoth(self._land, key)
+        d = self._render(source, request, name, key, accept, client)
+        d.addBoth(self._land, key, client)
         return d
 
-    def _land(self, outcome, key):
+    def _land(self, outcome, key, client):
+        if client is not None:
+            self.by_client[client] -= 1
+            if not self.by_client[client]:
+                del self.by_client[client]
         if isinstance(outcome, Result) and outcome.data:
             self.counts["renders"] += 1
         for waiting in self._flights.pop(key):
@@ -132,13 +146,15 @@ class Renderer:
                 waiting.callback(outcome)
         return outcome
 
-    def _render(self, source, request, name, key, accept):
+    def _render(self, source, request, name, key, accept, client):
+        renders = self.workers.renders
         try:
             if source.blocking:  # the job reads the source itself
-                return self.workers.submit(self._job, source, None, request, name, key, accept)
+                return renders.submit(self._job, source, None, request, name, key, accept,
+                                      client=client)
             # Fetches count against the same admission as renders: a source
-            # held in memory waiting for a thread is a call in flight.
-            self.workers.admit(waiting=self.fetching)
+            # held in memory waiting for a thread is a render in flight.
+            renders.admit(waiting=self.fetching)
         except Busy as error:
             return defer.fail(error)
         self.fetching += 1
@@ -149,8 +165,8 @@ class Renderer:
             return result
 
         d.addBoth(fetched)
-        d.addCallback(lambda data: self.workers.submit(self._job, source, data, request, name,
-                                                       key, accept))
+        d.addCallback(lambda data: renders.submit(self._job, source, data, request, name, key,
+                                                  accept, client=client))
         return d
 
     def _job(self, source, fetched, request, name, key, accept):
@@ -214,7 +230,12 @@ class Mount(resource.Resource):
             parsed, name, accept, suffix = self._parse(request)
         except (BadTransform, NotAllowed, BadSignature) as error:
             return self._error(request, error)
-        d = self.renderer.answer(self.mount.source, parsed, name, accept, suffix)
+        limits = request.channel.site.client_limits
+        address = request.getClientAddress()
+        client = limits.client(getattr(address, "host", None),
+                               _header(request, b"x-real-ip"),
+                               _header(request, b"x-forwarded-for"))
+        d = self.renderer.answer(self.mount.source, parsed, name, accept, suffix, client)
         d.addCallback(self._send, request, parsed)
         d.addErrback(lambda failure: self._error(request, failure.value, failure))
         d.addErrback(self.log.failure, "answering {uri}", uri=request.uri)
@@ -333,6 +354,12 @@ class Mount(resource.Resource):
             request.write(body)
         request.finish()
         return None
+
+
+def _header(request, name):
+    """A request header as text (latin-1, as HTTP/1.1 defines it), or None."""
+    value = request.getHeader(name)
+    return None if value is None else value.decode("latin-1")
 
 
 def _not_modified_since(request, modified):

@@ -111,7 +111,8 @@ class LimitedRequest(server.Request):
 
 
 class Status(resource.Resource):
-    """``GET /status``: JSON with the calls in flight, for load balancers and people."""
+    """``GET /status``: JSON with the XML-RPC calls and the renders in flight, for load
+    balancers and people."""
 
     isLeaf = True
 
@@ -126,16 +127,22 @@ class Status(resource.Resource):
         request.setHeader(b"cache-control", b"no-store")
         if self.workers.closing:
             request.setResponseCode(503)
+        calls, renders = self.workers.writes, self.workers.renders
         status = {
             "version": self.version,
-            "in_flight": self.workers.in_flight,
-            "capacity": self.workers.capacity,
-            "threads": self.workers.threads,
+            "in_flight": calls.in_flight,
+            "capacity": calls.capacity,
+            "threads": calls.threads,
+            "renders": {"in_flight": renders.in_flight, "capacity": renders.capacity,
+                        "threads": renders.threads},
             "shutting_down": self.workers.closing,
             "connections": request.channel.site.connections,
             "body_bytes_in_flight": request.channel.site.body_bytes,
         }
         if self.renderer is not None:
+            status["renders"].update(
+                fetching=self.renderer.fetching, clients=len(self.renderer.by_client),
+                max_client_renders=self.renderer.settings.max_client_renders)
             status["on_the_fly"] = dict(self.renderer.counts)
         return json.dumps(status).encode()
 
