@@ -15,7 +15,8 @@ def test_every_mode_passes_with_a_real_engine(engine):
 def test_a_wrong_size_fails_its_check(engine):
     def too_small(data, transform, defaults):
         return engine.transform(data, replace(transform, width=7, height=None, mode="fit",
-                                              enlarge=False, crop=None, rotate=0, trim=False),
+                                              enlarge=False, crop=None, rotate=0, trim=False,
+                                              then=()),
                                 defaults)
 
     results = run_checks(engine, sample(), too_small)

@@ -148,6 +148,25 @@ def test_every_dialect_serves_its_urls(node, path, size, mime):
     assert opened(response.body).size == size
 
 
+@pytest.mark.parametrize("query, size", [
+    ("pad=500x300,bg:00f", (500, 300)),  # pad alone: the source on a blue 500x300
+    ("transpose=rotate90&resize=100x400", (100, 200)),  # turned to 200x400, then fitted
+    ("resize=100x400&transpose=rotate90", (50, 100)),  # fitted to 100x50, then turned
+    ("transpose=flipvert&save=fmt:png", (400, 200)),
+    ("transpose=fliphorz&resize=200x100&pad=200x200,bg:0f0", (200, 200)),
+])
+def test_dirpy_commands_apply_in_the_order_written(node, query, size):
+    response = get(node, f"/dirpy/photos/wide.jpg?{query}")
+    assert response.status == 200, response.body
+    image = opened(response.body).convert("RGB")
+    assert image.size == size
+    if query.startswith("pad"):
+        corner, inside = image.getpixel((2, 2)), image.getpixel((250, 150))
+        assert corner[2] > 200 and corner[0] < 60 and inside[0] > 150  # blue around red
+    if "bg:0f0" in query:
+        assert image.getpixel((100, 10))[1] > 200 and image.getpixel((100, 100))[0] > 150
+
+
 def test_dirpy_queries_are_separate_cache_entries(node):
     small = get(node, "/dirpy/photos/wide.jpg?resize=20x20")
     large = get(node, "/dirpy/photos/wide.jpg?resize=40x40")

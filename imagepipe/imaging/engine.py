@@ -103,8 +103,8 @@ class TransformCall:
 
     ``format`` is the output format, or None for "PNG if the decoded source
     has alpha, else JPEG" (``output`` decides once it is decoded); ``plan``
-    is the ``geometry.TransformPlan`` before trimming; ``options`` are the
-    defaults with what the transform sets.
+    is the ``geometry.TransformPlan`` of its first step before trimming;
+    ``options`` are the defaults with what the transform sets.
     """
 
     data: bytes
@@ -140,17 +140,12 @@ class TransformCall:
         """The ``Format`` to write, once it is known whether the decoded source has ``alpha``."""
         return self.format or by_name("png" if alpha else "jpg")
 
-    def canvas(self, fmt):
-        """The colour of a pad canvas written as ``fmt``: the transform's background if it shows."""
-        chosen = self.transform.background
+    def canvas(self, fmt, step=None):
+        """The colour of a pad canvas written as ``fmt``: the step's background if it shows."""
+        chosen = (step or self.transform).background
         if chosen is None or (chosen in _CLEAR and not fmt.alpha):
             return _canvas(fmt, self.options.background)
         return chosen
-
-    def trimmed(self, box):
-        """The plan once trimming keeps ``box`` (None: nothing to trim)."""
-        upright = geometry.oriented((self.info.width, self.info.height), self.info.orientation)
-        return geometry.transform_plan(upright, self.transform, box)
 
 
 class Engine:
@@ -263,22 +258,54 @@ class Engine:
     def _transform_checked(self, data, transform, defaults, accept):
         info = self._checked(data)
         upright = geometry.oriented((info.width, info.height), info.orientation)
-        try:
-            plan = geometry.transform_plan(upright, transform)
-        except ValueError as error:  # a pixel crop box outside the source
-            raise ClientError(str(error)) from None
         call = TransformCall(data, info, transform, self._output_format(transform, info, accept),
-                             plan, _merged(transform, defaults), Deadline(self.limits.time_limit))
-        self.check_output(call.plan.fit, call.frames)
+                             self._planned(upright, transform), _merged(transform, defaults),
+                             Deadline(self.limits.time_limit))
+        # Every step checked before decoding on the sizes untrimmed; a step
+        # after a trim is checked again on the size it gets (``steps``).
+        size = upright
+        for step in transform.steps:
+            plan = self._planned(size, step)
+            self.check_output(plan.fit, call.frames)
+            size = plan.output
         rendered = self._transform(call)
         call.deadline.check()
         return rendered
 
-    def trimmed(self, call, box):
-        """The plan of ``call`` once trimming keeps ``box``, checked against the limits."""
-        plan = call.trimmed(box)
-        self.check_output(plan.fit, call.frames)
-        return plan
+    def steps(self, call, picture, ops):
+        """Make every step of ``call`` on the decoded upright ``picture``: (picture, plan).
+
+        ``ops`` does the pixels in the engine's own terms (``format``,
+        ``size``, ``cut``, ``trim_box``, ``turn``, ``resize``, ``place``);
+        each step is planned on the size the step before made and checked
+        against the limits before anything is resized; the last step's plan
+        is returned.
+        """
+        plan = call.plan
+        upright = geometry.oriented((call.info.width, call.info.height), call.info.orientation)
+        for index, step in enumerate(call.transform.steps):
+            size = ops.size(picture) if index else upright
+            if index:
+                plan = self._planned(size, step)
+                self.check_output(plan.fit, call.frames)
+            picture = ops.cut(picture, plan.region)
+            if step.trim:
+                plan = self._planned(size, step, ops.trim_box(picture))
+                self.check_output(plan.fit, call.frames)
+                picture = ops.cut(picture, plan.trim)
+            picture = ops.turn(picture, step.rotate, step.flip)
+            if ops.size(picture) != plan.fit.resize:
+                picture = ops.resize(picture, plan.fit.resize, step.filter or call.options.filter)
+            call.deadline.check()
+            picture = ops.place(picture, plan.fit, call.canvas(ops.format, step))
+        return picture, plan
+
+    def _planned(self, size, step, trim=None):
+        """The ``geometry.TransformPlan`` of ``step`` on a picture of ``size``."""
+        try:
+            return geometry.transform_plan(size, step, trim)
+        except ValueError as error:  # a pixel crop box outside the picture
+            raise ClientError(str(error)) from None
 
     def _checked(self, data):
         """The ``SourceInfo`` of ``data``, once every check before decoding has passed."""

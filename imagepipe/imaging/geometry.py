@@ -20,11 +20,15 @@ order, and ``transform_plan`` gives every size and offset of it:
 4. rotate, clockwise by 90, 180 or 270 degrees (``rotated``);
 5. flip: ``h`` mirrors left and right, ``v`` turns upside down;
 6. resize by mode (``fitted``): ``fit`` inside the box, ``fill`` it,
-   ``pad`` to it, ``force`` both sides; ``scale`` forces the size times it;
+   ``cover`` it, ``pad`` to it, ``force`` both sides; ``scale`` forces the
+   size times it;
 7. crop (``fill``) or canvas (``pad``) placed by gravity (``placed``);
 8. flatten alpha onto the background when the output format has none;
 9. strip metadata, keeping the colour profile;
 10. encode.
+
+A transform with further steps (``Transform.then``) runs 2-7 once per step,
+each on the picture the step before made; 8-10 once at the end.
 
 The modes of a stored variant are ``fitted`` too: ``FIT`` and ``PAD`` are
 ``fit`` and ``pad`` without enlarging, ``CROP`` is ``fill`` with enlarging,
@@ -125,8 +129,8 @@ def plan(source, box, mode):
 def fitted(source, box, mode, enlarge=False, gravity="center", focus=None, shrink=True):
     """The ``Plan`` turning ``source`` (w, h) into ``box`` (w or None, h or None).
 
-    ``mode`` is ``fit``, ``fill``, ``pad`` or ``force`` (the last three need
-    both sides); without ``enlarge`` no side grows, without ``shrink`` none
+    ``mode`` is ``fit``, ``fill``, ``cover`` (``fill`` without the crop),
+    ``pad`` or ``force`` (all but ``fit`` need both sides); without ``enlarge`` no side grows, without ``shrink`` none
     shrinks.  ``gravity`` (and
     ``focus``, fractions (x, y)) places the crop of ``fill`` and the image on
     the canvas of ``pad`` (where ``focus`` is the centre).
@@ -139,7 +143,7 @@ def fitted(source, box, mode, enlarge=False, gravity="center", focus=None, shrin
         return Plan(resize=tuple(b if (enlarge or b <= s) and (shrink or b >= s) else s
                                  for b, s in ((bw, sw), (bh, sh))))
     ratios = [b / s for b, s in ((bw, sw), (bh, sh)) if b is not None]
-    scale = max(ratios) if mode == "fill" else min(ratios)
+    scale = max(ratios) if mode in ("fill", "cover") else min(ratios)
     if not enlarge:
         scale = min(scale, 1.0)
     if not shrink:

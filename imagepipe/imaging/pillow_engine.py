@@ -123,18 +123,10 @@ class PillowEngine(Engine):
             picture = self._decode(call.data, call.info, call.shrink_to, call.animated)
             call.deadline.check()
             fmt = call.output(picture.alpha)
-            plan = call.plan
-            picture = picture.cut(plan.region)
-            if call.transform.trim:
-                plan = self.trimmed(call, trim_box(picture.frames[0]))
-                picture = picture.cut(plan.trim)
-            picture = picture.turned(call.transform.rotate, call.transform.flip)
             count = len(picture.frames) if fmt.animation else 1
-            if picture.size != plan.fit.resize:
-                picture = picture.resized(plan.fit.resize, count, call.options.filter)
+            picture, plan = self.steps(call, picture, _Steps(fmt, count, call.options))
             call.deadline.check()
-            data = _finish(picture, count, plan.fit, fmt, call.options, call.canvas(fmt))
-            return Rendered(data, fmt, *plan.output)
+            return Rendered(_encode(picture, fmt, call.options), fmt, *plan.output)
 
     @contextlib.contextmanager
     def _failures(self, fmt, doing=None):
@@ -260,8 +252,38 @@ class _Picture:
         return _Picture(frames, self.durations, self.loop, self.icc, self.exif)
 
 
+class _Steps:
+    """The pixels of a transform's steps on a ``_Picture`` (each step a new one)."""
+
+    def __init__(self, fmt, count, options):
+        self.format, self.count, self.options = fmt, count, options
+
+    def size(self, picture):
+        return picture.size
+
+    def cut(self, picture, box):
+        return picture.cut(box)
+
+    def trim_box(self, picture):
+        return trim_box(picture.frames[0])
+
+    def turn(self, picture, rotate, flip):
+        return picture.turned(rotate, flip)
+
+    def resize(self, picture, size, filter_name):
+        return picture.resized(size, self.count, filter_name)
+
+    def place(self, picture, plan, canvas):
+        return _placed(picture, self.count, plan, self.format, self.options, canvas)
+
+
 def _finish(picture, count, plan, fmt, options, canvas):
     """Crop or pad (on a ``canvas`` colour) a resized picture, then flatten and encode it."""
+    return _encode(_placed(picture, count, plan, fmt, options, canvas), fmt, options)
+
+
+def _placed(picture, count, plan, fmt, options, canvas):
+    """The first ``count`` frames cropped or padded (on ``canvas``), flattened for ``fmt``."""
     frames = picture.frames[:count]
     if plan.crop:
         frames = [_cropped(frame, plan.crop) for frame in frames]
@@ -270,7 +292,7 @@ def _finish(picture, count, plan, fmt, options, canvas):
     if plan.canvas:
         fill = _colour(canvas) if fmt.alpha else _colour(canvas)[:3]
         frames = [_padded(frame, plan.canvas, fill) for frame in frames]
-    return _encode(picture.with_frames(frames), fmt, options)
+    return picture.with_frames(frames)
 
 
 def _cropped(frame, box):

@@ -61,17 +61,9 @@ class WandEngine(Engine):
             with self._decode(call.data, call.info, call.shrink_to, call.animated,
                               call.deadline) as image:
                 fmt = call.output(bool(image.alpha_channel))
-                plan = call.plan
-                _cut(image, plan.region)
-                if call.transform.trim:
-                    plan = self.trimmed(call, _trim_box(image))
-                    _cut(image, plan.trim)
-                _turn(image, call.transform.rotate, call.transform.flip)
-                if image.size != plan.fit.resize:
-                    image.resize(*plan.fit.resize, filter=call.options.filter)
+                image, plan = self.steps(call, image, _Steps(fmt))
                 call.deadline.check()
-                data = _finish(image, plan.fit, fmt, call.options, call.canvas(fmt))
-                return Rendered(data, fmt, *plan.output)
+                return Rendered(_encoded(image, fmt, call.options), fmt, *plan.output)
 
     def _decode(self, data, info, shrink_to, animated, deadline):
         """The upright source, coalesced: every frame if ``animated``, else the first.
@@ -171,8 +163,43 @@ def _trim_box(image):
         return trim_box(_as_pillow(first))
 
 
+class _Steps:
+    """The pixels of a transform's steps on one Wand image (changed in place)."""
+
+    def __init__(self, fmt):
+        self.format = fmt
+
+    def size(self, image):
+        return image.size
+
+    def cut(self, image, box):
+        _cut(image, box)
+        return image
+
+    def trim_box(self, image):
+        return _trim_box(image)
+
+    def turn(self, image, rotate, flip):
+        _turn(image, rotate, flip)
+        return image
+
+    def resize(self, image, size, filter_name):
+        image.resize(*size, filter=filter_name)
+        return image
+
+    def place(self, image, plan, canvas):
+        _place(image, plan, self.format, canvas)
+        return image
+
+
 def _finish(image, plan, fmt, options, canvas):
     """Crop or pad (on a ``canvas`` colour) a resized image, then flatten, strip and encode it."""
+    _place(image, plan, fmt, canvas)
+    return _encoded(image, fmt, options)
+
+
+def _place(image, plan, fmt, canvas):
+    """Crop a resized image to ``plan.crop``, or pad it on a ``canvas`` colour to ``plan.canvas``."""
     if plan.crop:
         box = plan.crop
         image.crop(box.left, box.top, width=box.width, height=box.height)
@@ -184,6 +211,10 @@ def _finish(image, plan, fmt, options, canvas):
         _each_frame(image, lambda: library.MagickExtentImage(
             image.wand, box.width, box.height, -box.left, -box.top))
     _reset_pages(image)
+
+
+def _encoded(image, fmt, options):
+    """Flatten (for a format without alpha), strip and encode a finished image."""
     if not fmt.alpha and image.alpha_channel:
         image.background_color = Color(options.background)
         image.alpha_channel = "remove"

@@ -26,10 +26,15 @@ CHECKS = (
     ("fill", Transform(width=20, height=20, mode="fill", gravity="east", format="png"), (20, 20)),
     ("pad", Transform(width=40, height=40, mode="pad", background="white", format="jpg"),
      (40, 40)),
+    ("cover", Transform(width=20, height=20, mode="cover", format="jpg"), (27, 20)),
     ("force", Transform(width=30, height=10, mode="force", format="webp"), (30, 10)),
     ("crop+rotate", Transform(width=10, crop=(0, 0, 0.5, 0.5), rotate=90, enlarge=True,
                               format="jpg"), (10, 13)),
     ("trim", Transform(trim=True, format="png"), (56, 40)),
+    ("steps", Transform(width=32, format="png", then=(Transform(rotate=90),
+                                                       Transform(width=12, height=12,
+                                                                 mode="fill", shrink=False))),
+     (12, 12)),
 )
 
 

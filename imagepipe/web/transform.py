@@ -8,7 +8,7 @@ dialect they came in.  Pure: no Twisted, no engines.
 
 from dataclasses import dataclass, fields
 
-MODES = ("fit", "fill", "pad", "force")
+MODES = ("fit", "fill", "cover", "pad", "force")
 GRAVITIES = ("center", "north", "south", "east", "west", "northeast", "northwest",
              "southeast", "southwest", "focus")
 FORMATS = ("jpg", "png", "gif", "webp", "avif", "auto")
@@ -17,6 +17,7 @@ FLIPS = ("", "h", "v")
 MAX_SIDE = 16384
 MAX_SCALE = 10.0
 MAX_COORDINATE = 1 << 20
+MAX_STEPS = 8  # a transform and the steps after it
 
 
 class BadTransform(ValueError):
@@ -30,14 +31,21 @@ class Transform:
     ``width``/``height`` of None leave that side to the aspect ratio (both
     None: the source size); ``scale`` instead sizes the output as a multiple
     of the source (0.5: half).  ``mode``: ``fit`` inside the box, ``fill``
-    the box and crop to it (by ``gravity``), ``pad`` to the box with
-    ``background``, ``force`` both sides exactly.  ``enlarge`` allows
+    the box and crop to it (by ``gravity``), ``cover`` the box without
+    cropping, ``pad`` to the box with ``background``, ``force`` both sides
+    exactly.  ``enlarge`` allows
     upscaling; ``shrink`` False forbids downscaling.  ``crop`` is a box in
     fractions of the source, ``(left, top, right, bottom)`` in 0..1,
     applied before resizing; ``crop_pixels`` the same box in pixels of the
     upright source (clipped to it).
     ``focus`` is the focal point (x, y) in 0..1 for ``gravity = "focus"``.
     ``format`` None keeps the source's; ``auto`` picks from ``Accept``.
+
+    ``then`` holds further steps, each a ``Transform`` of geometry alone
+    (no ``format``, ``quality``, ``progressive`` or steps of its own),
+    applied in order to the picture this one makes; the encoding is this
+    one's.  One ``Transform`` does its own parts in a fixed order
+    (``imagepipe.imaging.geometry``); steps give any other order.
     """
 
     width: int | None = None
@@ -58,6 +66,7 @@ class Transform:
     progressive: bool = False
     background: str | None = None
     filter: str | None = None
+    then: tuple = ()
 
     def __post_init__(self):
         for side in ("width", "height"):
@@ -74,7 +83,7 @@ class Transform:
                 raise BadTransform("scale: excludes a width, a height and a mode")
         if self.mode not in MODES:
             raise BadTransform(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.mode in ("fill", "pad", "force") and (self.width is None or self.height is None):
+        if self.mode != "fit" and (self.width is None or self.height is None):
             raise BadTransform(f"mode {self.mode}: needs both width and height")
         if self.gravity not in GRAVITIES:
             raise BadTransform(f"gravity: expected one of {', '.join(GRAVITIES)}, "
@@ -110,6 +119,18 @@ class Transform:
         if self.quality is not None and (type(self.quality) is not int
                                          or not 1 <= self.quality <= 100):
             raise BadTransform(f"quality: expected a whole number 1..100, got {self.quality!r}")
+        if not isinstance(self.then, tuple) or len(self.then) >= MAX_STEPS:
+            raise BadTransform(f"steps: at most {MAX_STEPS} in one transform")
+        for step in self.then:
+            if not isinstance(step, Transform) or step.then or step.format is not None \
+                    or step.quality is not None or step.progressive:
+                raise BadTransform("steps: a later step changes the geometry only (the "
+                                   "first one sets format, quality and progressive)")
+
+    @property
+    def steps(self):
+        """This transform's own geometry, then each of ``then``, in order."""
+        return (self,) + self.then
 
     def canonical(self):
         """A stable text naming exactly this transform: the cache key and what is signed.
@@ -122,6 +143,8 @@ class Transform:
             value = getattr(self, item.name)
             if value == item.default:
                 continue
+            if item.name == "then":
+                value = "".join(f"[{step.canonical()}]" for step in value)
             parts.append(f"{item.name}:{_text(value)}")
         return "/".join(parts) or "original"
 

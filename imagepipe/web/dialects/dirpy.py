@@ -1,25 +1,31 @@
-"""Dirpy's query language, read into one ``Transform``.
+"""Dirpy's query language: its commands, in the order written, as the steps of a ``Transform``.
 
     /photos/cat.jpg?resize=300x200,fill&crop=300x200,gravity:ne&save=fmt:webp,qual:80
+    /photos/cat.jpg?transpose=rotate90&resize=300x100&pad=300x300,bg:00f
 
-Commands (each at most once; ``save`` anywhere, the others in this order):
+Each command is one step, applied to the picture the one before made, as
+Dirpy runs them; ``save`` may stand anywhere and sets the encoding.  A size
+a command leaves out is inherited from the last command that gave one.
 
-| command | value | Transform |
+| command | value | step |
 |---|---|---|
-| `crop=border` | | ``trim``; must come before resize and pad |
-| `crop=x1,y1,x2,y2` | pixels of the source | ``crop_pixels``; must come before resize and pad |
-| `resize` | `WxH`, `Wx`, `xH` or `pct:N`, then `shrink`, `grow`, `unlock`, `fill`, `filter:NAME` | ``fit`` with ``enlarge`` (Dirpy grows by default); `shrink`: no enlarge; `grow`: no shrink; `unlock`: ``force``; `pct:N`: ``scale`` N/100 |
-| `crop` | `[WxH][,gravity:c|n|ne|e|se|s|sw|w|nw]` | only right after `resize=WxH,fill` (same box, or none: inherited): ``fill`` with that gravity |
-| `pad` | `[WxH][,bg:RGB|bg:RRGGBB|bg:NAME]` | only after a plain or `shrink` resize to the same box (or none: inherited): ``pad`` with ``background`` |
-| `transpose` | `rotate90` `rotate180` `rotate270` `flip_h` `flip_v` | ``rotate`` / ``flip``; last (the model rotates after resizing) |
+| `resize` | `WxH`, `Wx` or `xH`, then `shrink`, `grow`, `unlock`, `fill`, `filter:NAME`; or `pct:N` | ``fit`` with ``enlarge`` (Dirpy grows by default); `shrink`: no enlarging; `grow`: no shrinking; `unlock`: ``force``; `fill`: ``cover`` (the box covered, not cropped); `pct:N`: ``scale`` N/100 |
+| `crop` | `border` | ``trim`` |
+| `crop` | `x1,y1,x2,y2` | ``crop_pixels``, in pixels of the picture so far |
+| `crop` | `[WxH][,gravity:c|n|ne|e|se|s|sw|w|nw]` | ``fill`` without resizing: cut to the box (at most the picture) by gravity |
+| `pad` | `[WxH][,bg:RGB|bg:RRGGBB|bg:NAME][,gravity:G]` | ``pad`` to the box on ``background`` (white), placed by gravity; a picture larger than the box is first fitted into it (Dirpy refused it) |
+| `transpose` | `flipvert`, `fliphorz`, `rotate90`, `rotate180`, `rotate270` (and `flip_h`, `flip_v`) | ``flip`` ``h`` (left to right) or ``v`` (top to bottom); ``rotate`` counter-clockwise, as Dirpy's code turns (PIL's ``ROTATE_90``; its documentation says clockwise) |
 | `save` | `fmt:jpg|png|gif|webp`, `qual:1..100`, `progressive` | ``format``, ``quality``, ``progressive`` |
 
-Refused, each with its reason: anything the one Transform cannot express
-(a fill not cropped to its box, a crop by size without that fill, a pixel
-box after resizing, padding without a resize, commands out of order or
-repeated), unknown commands and options, and ``load`` (no proxying).
+Adjacent steps that one ``Transform`` does in the same order are folded
+into it (``compose``): ``resize=...,fill&crop=`` is one ``fill``,
+``resize=WxH&pad=WxH`` one ``pad``, ``crop=border&resize=...`` one trim
+and fit, ``transpose=...&resize=...`` one rotate and fit.  At most
+``MAX_STEPS`` steps remain.  Refused, each with its reason: unknown
+commands and options, ``save`` given twice, and ``load`` (no proxying).
 """
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -27,7 +33,7 @@ from imagepipe.errors import ClientError
 from imagepipe.paths import PathRules, quoted
 from imagepipe.request import FILTERS, url_colour
 from imagepipe.web.dialects import Request
-from imagepipe.web.transform import MAX_SIDE, BadTransform, Transform
+from imagepipe.web.transform import MAX_SIDE, MAX_STEPS, BadTransform, Transform
 
 COMMANDS = ("resize", "crop", "pad", "transpose", "save")
 SAVE_FORMATS = {"jpg": "jpg", "jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp"}
@@ -36,7 +42,9 @@ FILTER_ALIASES = {"nearest": "point", "bilinear": "triangle", "bicubic": "catrom
                   "antialias": "lanczos"}
 GRAVITIES = {"c": "center", "n": "north", "ne": "northeast", "e": "east", "se": "southeast",
              "s": "south", "sw": "southwest", "w": "west", "nw": "northwest"}
-TRANSPOSES = {"rotate90": (90, ""), "rotate180": (180, ""), "rotate270": (270, ""),
+# PIL's transpose methods, as Dirpy names them: ROTATE_90 turns counter-clockwise.
+TRANSPOSES = {"flipvert": (0, "h"), "fliphorz": (0, "v"), "rotate90": (270, ""),
+              "rotate180": (180, ""), "rotate270": (90, ""),
               "flip_h": (0, "h"), "flip_v": (0, "v")}
 
 _SIZE = re.compile(r"^([0-9]*)x([0-9]*)$")
@@ -44,9 +52,10 @@ _PIXEL_BOX = re.compile(r"^-?[0-9]+$")
 _OPTIONS = {
     "resize": ("WxH", "fill", "unlock", "shrink", "grow", "filter:NAME", "pct:N"),
     "crop": ("WxH", "gravity:G", "border", "x1,y1,x2,y2"),
-    "pad": ("WxH", "bg:COLOUR"),
+    "pad": ("WxH", "bg:COLOUR", "gravity:G"),
     "save": ("fmt:F", "qual:N", "progressive"),
 }
+_ENCODING = ("format", "quality", "progressive")
 
 
 @dataclass(frozen=True)
@@ -68,15 +77,67 @@ def parse(path, query=None, settings=DirpySettings()):
     return Request(source, reader.transform())
 
 
+def compose(steps):
+    """``steps`` (``Transform`` values, in order) with neighbours one ``Transform`` can do
+    folded together; the same pictures, in as few steps as the model allows."""
+    composed = []
+    for step in steps:
+        folded = _folded(composed[-1], step) if composed else None
+        if folded is None:
+            composed.append(step)
+        else:
+            composed[-1] = folded
+    return composed
+
+
+# The stage of a transform each field belongs to, in the order one Transform
+# does them (imagepipe.imaging.geometry): cut, trim, rotate, flip, resize
+# (with its crop or canvas).
+_STAGES = {"crop": 1, "crop_pixels": 1, "trim": 2, "rotate": 3, "flip": 4}
+_RESIZE = 5
+
+
+def _stages(step):
+    return {_STAGES.get(item.name, _RESIZE) for item in dataclasses.fields(step)
+            if item.name not in _ENCODING + ("then",)
+            and getattr(step, item.name) != item.default}
+
+
+def _folded(first, second):
+    """One ``Transform`` doing ``first`` then ``second``, or None when none can."""
+    box = (first.width, first.height)
+    if _cuts_only(second, "fill") and first.mode == "cover" and box == _box(second):
+        return dataclasses.replace(first, mode="fill", gravity=second.gravity)
+    if _cuts_only(second, "pad") and first.mode == "fit" and first.shrink \
+            and first.scale is None and box == _box(second):
+        return dataclasses.replace(first, mode="pad", gravity=second.gravity,
+                                   background=second.background)
+    earlier, later = _stages(first), _stages(second)
+    if not earlier or not later or max(earlier) < min(later):
+        changed = {item.name: getattr(second, item.name) for item in dataclasses.fields(second)
+                   if getattr(second, item.name) != item.default}
+        return dataclasses.replace(first, **changed)
+    return None
+
+
+def _cuts_only(step, mode):
+    """True for a crop (``fill``) or pad step of Dirpy's, which resizes nothing itself."""
+    return step.mode == mode and _stages(step) == {_RESIZE} and not step.enlarge \
+        and step.shrink == (mode == "pad")
+
+
+def _box(step):
+    return step.width, step.height
+
+
 class _Reader:
-    """Folds the command sequence into Transform arguments, refusing what does not fit."""
+    """Turns each command into a step; ``save`` into the encoding."""
 
     def __init__(self):
-        self.seen = []
-        self.kwargs = {}
-        self.box = None  # the resize box (width, height), inherited by crop and pad
-        self.resize = None  # "fit", "force", "fill" or "scale"
-        self.fill_pending = False
+        self.steps = []
+        self.encoding = {}
+        self.saved = False
+        self.box = None  # the last size a command gave: (width or None, height or None)
 
     def command(self, name, value):
         if name == "load":
@@ -84,35 +145,28 @@ class _Reader:
                                "the source is the URL path")
         if name not in COMMANDS:
             raise BadTransform(f"unknown command {quoted(name)} (known: {', '.join(COMMANDS)})")
-        if name in self.seen:
-            raise BadTransform(f"{name}: given twice (each command may appear once)")
-        if self.fill_pending and name not in ("crop", "save"):
-            raise BadTransform(f"{name}: resize with fill must be followed by crop to its box "
-                               f"(a fill larger than the box cannot be expressed)")
-        if "transpose" in self.seen and name != "save":
-            raise BadTransform(f"{name} after transpose cannot be expressed: transpose must "
-                               f"come after resize, crop and pad")
-        self.seen.append(name)
-        getattr(self, f"_{name}")(_options(name, value))
+        options = _options(name, value)
+        if name == "save":
+            if self.saved:
+                raise BadTransform("save: given twice")
+            self.saved = True
+            self._save(options)
+            return
+        self.steps.append(getattr(self, f"_{name}")(options))
 
     def transform(self):
-        if self.fill_pending:
-            raise BadTransform("resize: fill must be followed by crop to its box (a fill "
-                               "larger than the box cannot be expressed)")
-        return Transform(**self.kwargs)
+        steps = compose(self.steps) or [Transform()]
+        if len(steps) > MAX_STEPS:
+            raise BadTransform(f"query: {len(steps)} steps once folded; at most {MAX_STEPS}")
+        return dataclasses.replace(steps[0], then=tuple(steps[1:]), **self.encoding)
 
     def _resize(self, options):
-        if "pad" in self.seen:
-            raise BadTransform("resize after pad cannot be expressed: pad must come last")
         if "pct" in options:
             percent = _whole(options.pop("pct"), "resize", "pct", 1, 1000)
             extra = sorted(set(options) - {"filter"})
             if extra:
                 raise BadTransform(f"resize: pct excludes {', '.join(extra)}")
-            self._filter(options)
-            self.resize = "scale"
-            self.kwargs["scale"] = percent / 100
-            return
+            return Transform(scale=percent / 100, filter=_filter(options))
         size = options.pop("size", None)
         if size is None:
             raise BadTransform("resize: needs a size WxH, Wx or xH")
@@ -126,29 +180,13 @@ class _Reader:
         grow = options.pop("grow", False)
         if shrink and grow:
             raise BadTransform("resize: shrink and grow exclude each other")
-        self._filter(options)
-        if grow:
-            self.kwargs["shrink"] = False
         self.box = size
-        self.resize = {"fill": "fill", "unlock": "force"}.get(modes[0] if modes else "", "fit")
-        self.fill_pending = self.resize == "fill"
-        self.kwargs.update(width=width, height=height, enlarge=not shrink,
-                           mode="force" if self.resize == "force" else "fit")
-
-    def _filter(self, options):
-        if "filter" in options:
-            filter_name = options.pop("filter").lower()
-            filter_name = FILTER_ALIASES.get(filter_name, filter_name)
-            if filter_name not in FILTERS:
-                raise BadTransform(f"resize: unknown filter {quoted(filter_name)} (e.g. lanczos, "
-                                   f"mitchell, catrom, triangle, point)")
-            self.kwargs["filter"] = filter_name
+        mode = {"fill": "cover", "unlock": "force"}.get(modes[0] if modes else "", "fit")
+        return Transform(width=width, height=height, mode=mode, enlarge=not shrink,
+                         shrink=not grow, filter=_filter(options))
 
     def _crop(self, options):
         if "box" in options:
-            if "resize" in self.seen or "pad" in self.seen:
-                raise BadTransform("crop=x1,y1,x2,y2 must come before resize and pad (the "
-                                   "box is in pixels of the source)")
             if any(token.startswith("-") for token in options["box"]):
                 raise BadTransform(f"crop: box coordinates must not be negative, got "
                                    f"{quoted(','.join(options['box']))}")
@@ -156,53 +194,56 @@ class _Reader:
                         for token in options["box"])
             if not (box[0] < box[2] and box[1] < box[3]):
                 raise BadTransform("crop: the box is empty (x1 < x2 and y1 < y2)")
-            self.kwargs["crop_pixels"] = box
-            return
+            return Transform(crop_pixels=box)
         if options.pop("border", False):
             if options:
                 raise BadTransform("crop: border excludes a size and gravity")
-            if "resize" in self.seen or "pad" in self.seen:
-                raise BadTransform("crop=border must come before resize and pad "
-                                   "(trimming happens first)")
-            self.kwargs["trim"] = True
-            return
-        if not self.fill_pending:
-            raise BadTransform("crop: a crop by size needs the source size; it is only "
-                               "supported right after resize=WxH,fill with the same size")
-        size = options.pop("size", self.box)
-        if size != self.box:
-            raise BadTransform(f"crop: size {_size_text(size)} must match the resize box "
-                               f"{_size_text(self.box)}")
-        self.kwargs.update(mode="fill", gravity=options.pop("gravity", "center"))
-        self.fill_pending = False
+            return Transform(trim=True)
+        width, height = self._sized("crop", options)
+        return Transform(width=width, height=height, mode="fill", shrink=False,
+                         gravity=options.pop("gravity", "center"))
 
     def _pad(self, options):
-        if self.resize is None:
-            raise BadTransform("pad: needs a resize to the same box before it (padding "
-                               "without resizing is not supported)")
-        if self.resize != "fit":
-            named = {"fill": "fill", "force": "unlock", "scale": "pct"}[self.resize]
-            raise BadTransform(f"pad: cannot follow a resize with {named}")
-        size = options.pop("size", self.box)
-        if size != self.box:
-            raise BadTransform(f"pad: size {_size_text(size)} must match the resize box "
-                               f"{_size_text(self.box)}")
+        width, height = self._sized("pad", options)
+        return Transform(width=width, height=height, mode="pad", enlarge=False,
+                         gravity=options.pop("gravity", "center"),
+                         background=options.pop("bg", "white"))
+
+    def _sized(self, command, options):
+        """The box of a crop or pad: its own size, or the last one a command gave."""
+        size = options.pop("size", None) or self.box
+        if size is None:
+            raise BadTransform(f"{command}: needs a size WxH (or a command before it that "
+                               f"gives one)")
         if None in size:
-            raise BadTransform("pad: needs both width and height")
-        self.kwargs["mode"] = "pad"
-        if "bg" in options:
-            self.kwargs["background"] = options.pop("bg")
+            raise BadTransform(f"{command}: needs both width and height, got "
+                               f"{_size_text(size)}")
+        self.box = size
+        return size
 
     def _transpose(self, options):
-        self.kwargs["rotate"], self.kwargs["flip"] = options["transpose"]
+        rotate, flip = options["transpose"]
+        return Transform(rotate=rotate, flip=flip)
 
     def _save(self, options):
         if "fmt" in options:
-            self.kwargs["format"] = options.pop("fmt")
+            self.encoding["format"] = options.pop("fmt")
         if "qual" in options:
-            self.kwargs["quality"] = options.pop("qual")
+            self.encoding["quality"] = options.pop("qual")
         if options.pop("progressive", False):
-            self.kwargs["progressive"] = True
+            self.encoding["progressive"] = True
+
+
+def _filter(options):
+    """The engine filter a resize asks for (Dirpy's PIL names accepted), or None."""
+    if "filter" not in options:
+        return None
+    filter_name = options.pop("filter").lower()
+    filter_name = FILTER_ALIASES.get(filter_name, filter_name)
+    if filter_name not in FILTERS:
+        raise BadTransform(f"resize: unknown filter {quoted(filter_name)} (e.g. lanczos, "
+                           f"mitchell, catrom, triangle, point)")
+    return filter_name
 
 
 def _options(command, value):
@@ -285,7 +326,7 @@ _CONVERT = {
     "resize": {"fill": (False, None), "unlock": (False, None), "shrink": (False, None),
                "grow": (False, None), "filter": (True, _text), "pct": (True, _text)},
     "crop": {"border": (False, None), "gravity": (True, _gravity)},
-    "pad": {"bg": (True, _colour)},
+    "pad": {"bg": (True, _colour), "gravity": (True, _gravity)},
     "save": {"fmt": (True, _format), "qual": (True, _quality), "progressive": (False, None)},
 }
 

@@ -11,7 +11,7 @@ Options (long or short name):
 | `width` `w`, `height` `h` | whole pixels |
 | `size` `s` | `WxH`, `Wx` or `xH` |
 | `scale` `sc` | a multiple of the source size instead of a size, above 0 up to 10 (`0.5`) |
-| `mode` `m` | `fit`, `fill`, `pad`, `force` |
+| `mode` `m` | `fit`, `fill`, `cover` (fill without the crop), `pad`, `force` |
 | `enlarge` `e`, `shrink` `sh`, `trim` `t`, `progressive` `p` | `0` or `1` (`shrink:0`: never make it smaller) |
 | `gravity` `g` | `center` `north` `south` `east` `west` `northeast` `northwest` `southeast` `southwest`, or `c` `n` `s` `e` `w` `ne` `nw` `se` `sw` |
 | `focus` `fp` | `x,y` in 0..1 (sets gravity focus) |
