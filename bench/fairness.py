@@ -30,9 +30,6 @@ import base64
 import http.client
 import io
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,53 +41,22 @@ import psutil
 from PIL import Image
 
 import corpus
-from common import cpu_model, free_port, table
+from common import cpu_model, imagepipe, percentile, table
 
-TWISTD = Path(sys.executable).with_name("twistd")
+INI = """\
+[network]
+interface = 127.0.0.1
+port = {port}
+[images]
+path = images
+[http]
+cache_max_bytes = 0
+"""
 
 
-class Node:
-    """A ``twistd imagepipe`` on its defaults, the result cache off, stopped on exit."""
-
-    def __init__(self, directory):
-        self.directory = directory
-        self.port = free_port()
-        (directory / "images").mkdir()
-
-    def __enter__(self):
-        config = self.directory / "imagepipe.ini"
-        config.write_text(f"[network]\ninterface = 127.0.0.1\nport = {self.port}\n"
-                          f"[images]\npath = images\n[http]\ncache_max_bytes = 0\n")
-        self.log = open(self.directory / "twistd.log", "wb")
-        self.process = subprocess.Popen(
-            [str(TWISTD), "-n", "--pidfile=", "imagepipe", "-c", str(config)],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=self.directory)
-        deadline = time.monotonic() + 30
-        while not self._answers():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit(f"fairness.py: imagepipe did not start; see "
-                                 f"{self.directory / 'twistd.log'}")
-            time.sleep(0.05)
-        return self
-
-    def _answers(self):
-        try:
-            return self.get("/status", "127.0.0.1")[0] == 200
-        except OSError:
-            return False
-
-    def __exit__(self, *exc_info):
-        self.process.terminate()
-        self.process.wait(30)
-        self.log.close()
-
-    def cpu_seconds(self):
-        times = psutil.Process(self.process.pid).cpu_times()
-        return times.user + times.system
-
-    def get(self, path, address):
-        """(status, seconds) of one GET on a new connection from ``address``."""
-        return Client(self, address).get(path)
+def cpu_seconds(node):
+    times = psutil.Process(node.process.pid).cpu_times()
+    return times.user + times.system
 
 
 class Client:
@@ -172,7 +138,7 @@ def phase(node, seconds, payload=None, flood=None, probe=None):
         address, loops, path_of = flood
         threads = readers(node, address, loops, path_of, until, reads)
         time.sleep(1)  # the flood under way before the first measured call
-    cpu = node.cpu_seconds()
+    cpu = cpu_seconds(node)
     started = time.monotonic()
     result = {"reads": reads}
     if payload is not None:
@@ -188,17 +154,14 @@ def phase(node, seconds, payload=None, flood=None, probe=None):
                 latencies.append(took)
         client.close()
         result["latencies"], result["outcomes"] = latencies, statuses
-    result["cores"] = (node.cpu_seconds() - cpu) / (time.monotonic() - started)
+    result["cores"] = (cpu_seconds(node) - cpu) / (time.monotonic() - started)
     for thread in threads:
         thread.join()
     return result
 
 
 def quantiles(latencies):
-    if not latencies:
-        return float("inf"), float("inf")
-    ordered = sorted(latencies)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return percentile(latencies, 0.5), percentile(latencies, 0.95)
 
 
 def row(name, result, baseline):
@@ -221,7 +184,7 @@ def main():
     small = (lambda n: f"/r/w:{100 + n % 400}/h:{100 + n // 400}/src.jpg")
     print(f"# Reads against writes: {cpu_model()}, {os.cpu_count()} CPUs; imagepipe from "
           f"{os.environ.get('PYTHONPATH') or 'this checkout'}\n")
-    with tempfile.TemporaryDirectory() as scratch, Node(Path(scratch)) as node:
+    with tempfile.TemporaryDirectory() as scratch, imagepipe(Path(scratch), INI) as node:
         (Path(scratch) / "images" / "src.jpg").write_bytes(source)
         idle = phase(node, args.seconds, payload=payload)
         flooded = phase(node, args.seconds, payload=payload,

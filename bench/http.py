@@ -60,9 +60,7 @@ import json
 import platform
 import re
 import resource
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -75,7 +73,8 @@ import psutil
 from PIL import Image, ImageOps, JpegImagePlugin
 
 import corpus
-from common import Target, convert_version, cpu_model, free_port, table
+from common import (Server, Target, apt_install, convert_version, cpu_model, free_port,
+                    last_lines, table, tool)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PHOTO = "Kleiber_by_Lukas_Baubkus.jpg"
@@ -110,10 +109,6 @@ OTHER_CPU_TOLERATED = 0.1  # cores used by other processes before a figure is in
 
 # Servers get this environment without MAGICK_* and with the glibc arena
 # limit that quickstart and the systemd unit set.
-SERVER_ENV = dict({name: value for name, value in os.environ.items()
-                   if not name.startswith("MAGICK_") and name != "MALLOC_ARENA_MAX"},
-                  MALLOC_ARENA_MAX="2")
-
 # thumbor matched to imagepipe's output: baseline JPEG (thumbor's default is
 # progressive), EXIF orientation applied, the source read from disk on every
 # request (its default storage keeps originals), no result storage.
@@ -345,34 +340,6 @@ def parse_args():
     return args
 
 
-def last_lines(text, count=3):
-    """The last ``count`` non-empty lines of ``text``, on one line."""
-    return " / ".join([line for line in text.splitlines() if line.strip()][-count:])
-
-
-def apt_install(packages):
-    """Install Debian packages with apt-get (the package lists refreshed first)."""
-    print(f"installing {' '.join(packages)} with apt-get ...", flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-    done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                           *packages], env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"http.py: apt-get install {' '.join(packages)} failed: "
-                         f"{last_lines(done.stderr)}")
-
-
-def tool(path_or_name, package):
-    """The path of a program, its Debian ``package`` installed first when missing."""
-    found = shutil.which(path_or_name)
-    if not found:
-        apt_install([package])
-        found = shutil.which(path_or_name)
-    if not found:
-        raise SystemExit(f"http.py: {path_or_name} is missing after installing {package}")
-    return found
-
-
 def thumbor_versions(venv):
     """The versions of thumbor and of its Pillow in ``venv``, or None."""
     python = venv / "bin" / "python"
@@ -428,79 +395,6 @@ def make_source(image, directory):
     for index in range(1, NAMES):
         os.link(first, directory / NAME.format(index))
     return first
-
-
-class Server:
-    """A server process in its own session, stopped with its whole group on exit.
-
-    ``port`` is where it listens; starting waits until it accepts connections.
-    """
-
-    def __init__(self, name, command, port, directory, env=SERVER_ENV):
-        self.name = name
-        self.command = command
-        self.port = port
-        self.directory = directory
-        self.env = env
-        self.process = None
-
-    def __enter__(self):
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / "output.log", "wb") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=self.directory, env=self.env,
-                                            start_new_session=True)
-        try:
-            self._wait_listening()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc_info):
-        self._signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self._signal(signal.SIGKILL)
-            self.process.wait()
-
-    def _signal(self, number):
-        try:
-            os.killpg(self.process.pid, number)
-        except ProcessLookupError:
-            pass
-
-    def log(self):
-        """What the server wrote on stdout and stderr."""
-        return (self.directory / "output.log").read_text(errors="replace")
-
-    def _wait_listening(self, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"http.py: {self.name} exited ({self.process.returncode}):"
-                                 f"\n{self.log()}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise SystemExit(f"http.py: {self.name} did not listen on port {self.port}")
-
-    def processes(self):
-        """The server's processes (forked workers included) as psutil objects."""
-        parent = psutil.Process(self.process.pid)
-        return [parent, *parent.children(recursive=True)]
-
-    def rss(self):
-        """The resident memory of all the server's processes, in bytes."""
-        total = 0
-        for process in self.processes():
-            try:
-                total += process.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
-        return total
 
 
 def thumbor_server(venv, workdir, images):

@@ -45,7 +45,6 @@ import json
 import math
 import os
 import platform
-import random
 import select
 import shutil
 import signal
@@ -66,7 +65,7 @@ import zmq
 from PIL import Image
 
 import corpus
-from common import Target, convert_version, free_port, table
+from common import Target, convert_version, free_pair, free_port, table
 
 DEFAULT_PHOTO = "sunset_by_Aitzol_Berasategi.jpg"
 TWISTD = Path(sys.executable).with_name("twistd")
@@ -201,24 +200,6 @@ def ms_row(name, seconds):
     shown = [percentile(seconds, q) for q in (50, 95, 99, 100)]
     return [name, str(len(seconds)),
             *("never" if math.isinf(s) else f"{1000 * s:.1f}" for s in shown)]
-
-
-def free_pair():
-    """A port P with P + 1 also free (publish and the sync endpoint beside it)."""
-    while True:
-        port = random.randint(20000, 60000)
-        sockets = []
-        try:
-            for candidate in (port, port + 1):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", candidate))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
 
 
 def downscaled(image, edge):

@@ -59,7 +59,8 @@ def build(filename, reactor=None):
 
     settings = store_settings(config)
     workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending,
-                         config.http.render_threads, config.http.max_render_pending)
+                         config.http.render_threads, config.http.max_render_pending,
+                         config.network.clients.max_connections)
     tree = Tree(config.images.path, config.images.umask)
     engine = make_engine(config, status)
     log.info("engine {engine}: formats {formats}", engine=engine.name,
@@ -69,7 +70,10 @@ def build(filename, reactor=None):
     rpc = ImagepipeRPC(images, Authenticator.from_settings(config.network))
     view = TreeResource(tree, settings.rules) if config.network.serve_images else None
     renderer, mounts = on_the_fly(reactor, config, tree, engine, workers, log)
-    status_view = Status(workers, __version__, renderer)
+    from imagepipe.lag import LagProbe
+
+    lag = LagProbe(reactor)
+    status_view = Status(workers, __version__, renderer, lag)
     from imagepipe.web.health import Health
 
     health = Health(engine, workers, renderer.processes if renderer is not None else None)
@@ -81,6 +85,7 @@ def build(filename, reactor=None):
         renderer.sources["origins"].setServiceParent(node)
     if links is not None:
         links.setServiceParent(node)
+    lag.setServiceParent(node)
     return node
 
 

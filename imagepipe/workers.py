@@ -6,7 +6,9 @@ beyond that ``submit`` raises ``Busy`` at once, so memory stays bounded
 however many clients push.  A free thread goes to the waiting client with
 the fewest jobs running, not to the oldest job.  The XML-RPC calls
 (``writes``) and the on-the-fly renders (``renders``) each have a lane, so
-reads, however many, never take a thread or a queue place from a write.  ``drain`` fires when no
+reads, however many, never take a thread or a queue place from a write;
+the result-cache lookups of on-the-fly requests (``lookups``) have a third,
+so a hit never waits behind a render.  ``drain`` fires when no
 lane has anything in flight, which is how SIGTERM lets running work finish.
 """
 
@@ -19,12 +21,15 @@ from twisted.python.threadpool import ThreadPool
 
 from imagepipe.errors import Busy
 
+LOOKUP_THREADS = 2
+
 
 class Lane:
     """Threads and an admission count for one kind of work."""
 
-    def __init__(self, owner, what, threads, max_pending, settings, pool=None):
-        self.owner = owner  # the WorkerPool: its ``closing`` and its idle waiters
+    def __init__(self, owner, what, threads, max_pending, settings, pool=None, fair=True):
+        self.owner = owner
+        self.fair = fair  # False: jobs go straight to the pool's queue, first come first served  # the WorkerPool: its ``closing`` and its idle waiters
         self.what = what  # "calls" or "renders", for messages
         self.threads = threads
         self.max_pending = max_pending
@@ -68,6 +73,10 @@ class Lane:
         """
         self.admit()
         self.in_flight += 1
+        if not self.fair:
+            d = deferToThreadPool(self.owner.reactor, self.pool, function, *args)
+            d.addBoth(self._done)
+            return d
         d = defer.Deferred()
         self._waiting.setdefault(client, deque()).append((d, function, args))
         self._dispatch()
@@ -111,7 +120,7 @@ class WorkerPool(Service):
     """Runs blocking image and file work off the reactor, writes and renders apart."""
 
     def __init__(self, reactor, threads, max_pending, render_threads=None,
-                 max_render_pending=None):
+                 max_render_pending=None, max_lookups=1000):
         self.reactor = reactor
         self.closing = False  # set on shutdown: admit nothing new
         self.writes = Lane(self, "calls", threads, max_pending,
@@ -119,7 +128,12 @@ class WorkerPool(Service):
         self.renders = Lane(self, "renders", render_threads or threads,
                             max_render_pending if max_render_pending is not None
                             else max_pending, ("render_threads", "max_render_pending"))
-        self.lanes = (self.writes, self.renders)
+        # Result-cache lookups of on-the-fly requests: short, never behind a render.
+        # Their threads take jobs from the pool's queue directly: handing each
+        # one over from the reactor would hold the threads idle while it is busy.
+        self.lookups = Lane(self, "lookups", LOOKUP_THREADS, max_lookups,
+                            ("lookup threads", "max_connections"), fair=False)
+        self.lanes = (self.writes, self.renders, self.lookups)
         self.starters = []  # called when the service starts (after twistd daemonized)
         self.closers = []  # called on stop, before the threads are joined
         self._idle = []

@@ -1,7 +1,6 @@
 """Reads never lock out writes: on-the-fly renders and XML-RPC calls have separate
 capacity, and one client address may hold only so many renders in flight."""
 
-import http.client
 import ipaddress
 import json
 import threading
@@ -13,16 +12,8 @@ import pytest
 from conftest import b64, picture, wait_for
 from imagepipe.config import ClientLimits
 from samples import photo
+from test_http import get
 from test_origins import image, make_origin, stall  # noqa: F401 - make_origin: a fixture
-
-
-def get(node, path, **headers):
-    connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
-    connection.request("GET", path, headers=headers)
-    response = connection.getresponse()
-    response.body = response.read()
-    connection.close()
-    return response
 
 
 def status(node):

@@ -50,13 +50,24 @@ def test_utf8_paths_are_stored_as_given(server):
     assert (server.root / "utf/zdjęcia/żółw.jpg").exists()
 
 
-def status(node):
-    with urllib.request.urlopen(node.url + "status", timeout=20) as response:
+def status(node, query=""):
+    with urllib.request.urlopen(node.url + "status" + query, timeout=20) as response:
         return json.load(response)
 
 
 def test_status_reports_calls_in_flight(server):
     assert status(server)["in_flight"] == 0 and status(server)["capacity"] >= 2
+
+
+def test_status_reports_how_late_the_reactor_runs(server):
+    wait_for(lambda: status(server)["reactor_lag"]["ticks"] >= 20, what="20 probe ticks")
+    lag = status(server)["reactor_lag"]
+    assert set(lag) == {"ticks", "p50_ms", "p99_ms", "max_ms"}
+    assert 0 <= lag["p50_ms"] <= lag["p99_ms"] <= lag["max_ms"]
+    assert status(server, "?lag_seconds=1")["reactor_lag"]["ticks"] <= 100
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        status(server, "?lag_seconds=0")
+    assert refused.value.code == 400 and b"lag_seconds" in refused.value.read()
 
 
 @pytest.mark.slow

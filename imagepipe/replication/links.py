@@ -34,7 +34,10 @@ from imagepipe.replication.endpoints import sync_endpoint
 from imagepipe.replication.messages import InvalidMessage
 from imagepipe.replication.replica import GAP
 
-CATCHUP_BATCH = 200
+# Records per catch-up answer: the asking node's reactor reads a whole answer
+# in one go (txZMQ reads every queued message), so a batch is kept to about a
+# millisecond of its time.
+CATCHUP_BATCH = 50
 MANIFEST_BATCH = 2000
 FETCH_BATCH = 100
 

@@ -95,17 +95,21 @@ class ReplicaState:
                 self.db.execute("INSERT OR REPLACE INTO applied (origin, seq) VALUES (?, ?)",
                                 (origin, seq))
         if seq:
-            self.applied[origin] = seq
+            # A new dict, not a change to the old one: readers on other threads
+            # take ``applied`` without the replica's lock and see one whole state.
+            self.applied = {**self.applied, origin: seq}
 
     def set_applied(self, applied):
         """Raise the applied sequences to ``applied`` (after a full sync)."""
+        raised = dict(self.applied)
         with self.db:
             self.db.execute("BEGIN")
             for origin, seq in applied.items():
-                if seq > self.applied.get(origin, 0):
+                if seq > raised.get(origin, 0):
                     self.db.execute("INSERT OR REPLACE INTO applied (origin, seq) VALUES (?, ?)",
                                     (origin, seq))
-                    self.applied[origin] = seq
+                    raised[origin] = seq
+        self.applied = raised
 
     def set_trimmed(self, trimmed):
         """Remember, per origin, the highest sequence dropped from the journal."""

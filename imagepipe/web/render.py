@@ -49,6 +49,11 @@ STATUSES = (
 )
 
 
+# A cache hit up to this size is read into memory by the worker that looked
+# it up; a larger one is streamed from its file as the socket takes it.
+INLINE_BYTES = 4 << 20
+
+
 def status_of(error):
     """The HTTP status for ``error``; 500 for anything unexpected."""
     for kind, status in STATUSES:
@@ -93,28 +98,58 @@ class Renderer:
         return tuple(name for name in wanted
                      if f"image/{name}" in offered and name in self.engine.formats)
 
-    def answer(self, kind, request, name, accept, suffix="", client=None):
+    def answer(self, kind, request, name, accept, suffix="", client=None, body=True):
         """A Deferred of the ``Result`` for a parsed ``request`` from source ``kind``.
 
         ``name`` is its cache name (None: not cacheable); ``accept`` the
         formats ``format:auto`` may use, ``suffix`` what they make of the
-        name.  A new name for a picture already cached (another spelling of
-        the same URL) is linked to it instead of rendered.  A render the
-        request starts counts against ``client`` (an address; None: not
-        counted) until it lands, up to ``max_client_renders``.
+        name.  The cache is looked up in a worker thread (the index is
+        SQLite, the source's version a file stat); a hit carries the file's
+        bytes when ``body`` is wanted and the file is small.  A new name for
+        a picture already cached (another spelling of the same URL) is
+        linked to it instead of rendered.  A render the request starts
+        counts against ``client`` (an address; None: not counted) until it
+        lands, up to ``max_client_renders``.
         """
         source = self.sources[kind]
         key = cache_key(kind, request, suffix)
-        if self.cache is not None and name is not None:
-            current = source.version(request.source)
-            entry = self.cache.lookup(name)
-            if entry is not None and (current is None or current == entry.version):
-                self.cache.touch(name)
-            else:
-                entry = self.cache.share(name, key, current)
-            if entry is not None:
-                self.counts["cache_hits"] += 1
-                return defer.succeed(Result(by_name(entry.format), entry=entry))
+        if self.cache is None or name is None:
+            return self._miss(source, request, name, key, accept, client)
+        try:
+            d = self.workers.lookups.submit(self._cached, source, request.source, name, key,
+                                            body, client=client)
+        except Busy as error:
+            return defer.fail(error)
+
+        def looked_up(hit):
+            if hit is None:
+                return self._miss(source, request, name, key, accept, client)
+            self.counts["cache_hits"] += 1
+            return hit
+
+        return d.addCallback(looked_up)
+
+    def _cached(self, source, path, name, key, body):
+        """In a worker: the ``Result`` of a cache hit on ``name``, or None for a miss."""
+        current = source.version(path)
+        entry = self.cache.lookup(name)
+        if entry is not None and (current is None or current == entry.version):
+            self.cache.touch(name)
+        else:
+            entry = self.cache.share(name, key, current)
+        if entry is None:
+            return None
+        data = b""
+        if body and entry.size <= INLINE_BYTES:
+            try:
+                with open(entry.path, "rb") as handle:
+                    data = handle.read()
+            except OSError:  # evicted since the lookup: render it again
+                return None
+        return Result(by_name(entry.format), entry=entry, data=data)
+
+    def _miss(self, source, request, name, key, accept, client):
+        """Render ``request``, or join the identical render in flight."""
         waiting = self._flights.get(key)
         if waiting is not None:
             self.counts["shared"] += 1
@@ -235,7 +270,8 @@ class Mount(resource.Resource):
         client = limits.client(getattr(address, "host", None),
                                _header(request, b"x-real-ip"),
                                _header(request, b"x-forwarded-for"))
-        d = self.renderer.answer(self.mount.source, parsed, name, accept, suffix, client)
+        body = request.method != b"HEAD" and not self.accel_redirect
+        d = self.renderer.answer(self.mount.source, parsed, name, accept, suffix, client, body)
         d.addCallback(self._send, request, parsed)
         d.addErrback(lambda failure: self._error(request, failure.value, failure))
         d.addErrback(self.log.failure, "answering {uri}", uri=request.uri)
@@ -305,13 +341,14 @@ class Mount(resource.Resource):
                 request.setHeader(b"x-imagepipe-vary", b"Accept")
             request.finish()
             return
-        if result.data or entry is None:
-            request.setHeader(b"content-length", str(len(result.data)).encode())
+        if result.data or entry is None or request.method == b"HEAD":
+            length = len(result.data) if result.data or entry is None else entry.size
+            request.setHeader(b"content-length", str(length).encode())
             if request.method != b"HEAD":
                 request.write(result.data)
             request.finish()
             return
-        # A hit: the file is sent as the tree view sends one, as the socket takes it.
+        # A hit too large to hold in memory: sent from its file as the socket takes it.
         try:
             handle = open(entry.path, "rb")
         except OSError:  # evicted between the lookup and now
@@ -321,10 +358,6 @@ class Mount(resource.Resource):
             request.finish()
             return
         request.setHeader(b"content-length", str(os.fstat(handle.fileno()).st_size).encode())
-        if request.method == b"HEAD":
-            handle.close()
-            request.finish()
-            return
         NoRangeStaticProducer(request, handle).start()
 
     def _error(self, request, error, failure=None):

@@ -116,11 +116,12 @@ class Status(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, workers, version, renderer=None):
+    def __init__(self, workers, version, renderer=None, lag=None):
         super().__init__()
         self.workers = workers
         self.version = version
         self.renderer = renderer
+        self.lag = lag  # imagepipe.lag.LagProbe
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"application/json")
@@ -139,6 +140,13 @@ class Status(resource.Resource):
             "connections": request.channel.site.connections,
             "body_bytes_in_flight": request.channel.site.body_bytes,
         }
+        if self.lag is not None:
+            seconds = request.args.get(b"lag_seconds", [b"60"])[0]
+            if not seconds.isdigit() or not 1 <= int(seconds) <= 60:
+                request.setResponseCode(400)
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                return b"400 Bad Request: lag_seconds: expected a whole number 1..60\n"
+            status["reactor_lag"] = self.lag.summary(int(seconds))
         if self.renderer is not None:
             status["renders"].update(
                 fetching=self.renderer.fetching, clients=len(self.renderer.by_client),
