@@ -18,6 +18,7 @@ from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_value
 from validate import Validator, VdtValueError
 
 from imagepipe.errors import ConfigError
+from imagepipe.imaging.vocabulary import MAX_SIDE
 from imagepipe.paths import PathRules
 
 
@@ -221,9 +222,9 @@ SETTINGS = (
             "Where sources come from: tree or origins."),
     Setting("http/wanelo", "namespaces", "string_list", "",
             "Namespaces served; empty serves any."),
-    Setting("http/wanelo", "max_width", "integer(1, 16384)", "2000",
+    Setting("http/wanelo", "max_width", f"integer(1, {MAX_SIDE})", "2000",
             "Widest output served."),
-    Setting("http/wanelo", "max_height", "integer(1, 16384)", "2000",
+    Setting("http/wanelo", "max_height", f"integer(1, {MAX_SIDE})", "2000",
             "Tallest output served."),
     Setting("http/phizer", "enabled", "boolean", "false",
             "Serve phizer URLs: /size-code[/tlx x tly/brx x bry]/name.ext."),
@@ -382,7 +383,7 @@ def _check_prefix(value):
 
 def _check_size(value):
     match = _SIZE.match(str(value))
-    if not match or not all(1 <= int(side) <= 16384 for side in match.groups()):
+    if not match or not all(1 <= int(side) <= MAX_SIDE for side in match.groups()):
         raise VdtValueError(value)
     return int(match.group(1)), int(match.group(2))
 
@@ -417,7 +418,7 @@ _EXPECTED = {
     "string_list": "names, comma separated",
     "prefix": "one URL path segment between slashes, such as /r/ (not /images/, "
               "/status/, /health/ or /RPC2/)",
-    "size": "a size WxH such as 2000x2000 (sides 1..16384)",
+    "size": f"a size WxH such as 2000x2000 (sides 1..{MAX_SIDE})",
     "sizes": "sizes WxH, comma separated, such as 72x72, 200x250",
 }
 

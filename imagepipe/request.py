@@ -16,27 +16,10 @@ from imagepipe.errors import ClientError
 from imagepipe.imaging import EncodeOptions, VariantSpec
 from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.geometry import Mode
+from imagepipe.imaging.vocabulary import FILTERS, MAX_SIDE, is_colour
 from imagepipe.paths import split_extension
 
 MAX_VARIANTS = 64
-MAX_SIDE = 65535
-
-# ImageMagick's resize filter names.
-FILTERS = frozenset((
-    "point", "box", "triangle", "hermite", "hanning", "hamming", "blackman", "gaussian",
-    "quadratic", "cubic", "catrom", "mitchell", "jinc", "sinc", "sincfast", "kaiser",
-    "welsh", "parzen", "bohman", "bartlett", "lagrange", "lanczos", "lanczossharp",
-    "lanczos2", "lanczos2sharp", "robidoux", "robidouxsharp", "cosine", "spline",
-))
-_COLOUR = re.compile(
-    r"^(#[0-9a-f]{3}|#[0-9a-f]{4}|#[0-9a-f]{6}|#[0-9a-f]{8}"
-    r"|rgba?\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*(,\s*(0|1|0?\.\d+)\s*)?\))$")
-_COLOUR_NAMES = frozenset((
-    "white", "black", "transparent", "none", "gray", "grey", "silver", "red", "green",
-    "blue", "yellow", "orange", "purple", "navy", "teal", "maroon", "olive", "lime",
-    "aqua", "fuchsia",
-))
-
 
 @dataclass(frozen=True)
 class Variant:
@@ -54,20 +37,6 @@ class StoreRequest:
     path: str
     variants: tuple
     options: EncodeOptions
-
-
-def url_colour(text):
-    """A colour written in a URL (``RGB`` or ``RRGGBB`` hex, or a name) as we store it.
-
-    Returns ``"#rrggbb"``-style hex or the lower-case name, or None when
-    ``text`` is not a colour.
-    """
-    colour = text.lower()
-    if colour in _COLOUR_NAMES:
-        return colour
-    if re.fullmatch(r"[0-9a-f]{3}|[0-9a-f]{6}", colour):
-        return f"#{colour}"
-    return None
 
 
 def _absent(value):
@@ -179,7 +148,7 @@ def parse_options(options, default_quality):
         raise ClientError(f"options.quality: expected a whole number 1..100, got {quality!r}"[:120])
     background = options.get("background", "white")
     if not isinstance(background, str) or not (
-            background.lower() in _COLOUR_NAMES or _COLOUR.match(background.lower())):
+            is_colour(background)):
         raise ClientError(f"options.background: expected a colour such as '#ffffff', "
                           f"'rgb(255,255,255)' or 'white', got {background!r}"[:160])
     filter_name = options.get("filter", "lanczos")

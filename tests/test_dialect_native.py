@@ -4,7 +4,7 @@ import pytest
 
 from imagepipe.web.dialects import NotAllowed
 from imagepipe.web.dialects.native import NativeSettings, parse
-from imagepipe.web.transform import BadTransform, Transform
+from imagepipe.imaging.transform import BadTransform, Transform
 
 PRESETS = NativeSettings(presets={"thumb": ("w:150", "h:150", "m:fill", "q:80")})
 

@@ -4,7 +4,7 @@ import pytest
 
 from imagepipe.web.dialects import NotAllowed
 from imagepipe.web.dialects.phizer import PhizerSettings, parse
-from imagepipe.web.transform import BadTransform, Transform
+from imagepipe.imaging.transform import BadTransform, Transform
 
 SETTINGS = PhizerSettings(sizes={
     "sq": (100, 100, "square"),
@@ -99,7 +99,7 @@ def test_query_parameters_are_refused():
     ({"a": (100, 100)}, "size code 'a': expected (width, height, constraint)"),
     ({"a": [100, 100, "max"]}, "size code 'a': expected"),
     ({"a": (0, 100, "max")}, "size code 'a': width must be a whole number"),
-    ({"a": (100, 20000, "max")}, "size code 'a': height must be a whole number"),
+    ({"a": (100, 70000, "max")}, "size code 'a': height must be a whole number"),
     ({"a": (100, "100", "max")}, "height must be a whole number"),
     ({"a": (100, 100, "crop")}, "constraint must be one of square, max, portrait, landscape"),
 ])

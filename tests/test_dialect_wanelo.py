@@ -4,7 +4,7 @@ import pytest
 
 from imagepipe.web.dialects import NotAllowed, Request
 from imagepipe.web.dialects.wanelo import WaneloSettings, parse
-from imagepipe.web.transform import BadTransform, Transform
+from imagepipe.imaging.transform import BadTransform, Transform
 
 HASH = "0cc/175/b9c/0f1b6a831c399e269772661"  # md5("a"), partitioned 3/3/3/23
 BASE = f"products/{HASH}"
@@ -255,7 +255,7 @@ def test_a_malformed_path_in_an_unlisted_namespace_is_a_bad_request():
 
 @pytest.mark.parametrize("arguments, message", [
     (dict(max_width=0), "max_width"),
-    (dict(max_height=20000), "max_height"),
+    (dict(max_height=70000), "max_height"),
     (dict(max_width="2000"), "max_width"),
     (dict(namespaces={"products"}), "namespaces"),
     (dict(namespaces=frozenset({"Products"})), "namespaces"),

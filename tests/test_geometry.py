@@ -4,7 +4,7 @@ import pytest
 
 from imagepipe.imaging.geometry import (Box, Mode, Plan, base_for, crop_box, fitted, oriented,
                                         placed, plan, rotated, transform_plan)
-from imagepipe.web.transform import Transform
+from imagepipe.imaging.transform import Transform
 
 
 def test_fit_keeps_aspect_inside_the_box():

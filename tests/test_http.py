@@ -290,7 +290,7 @@ def test_signed_urls_pass_with_any_key_and_fail_otherwise(signed):
     # Signed with the second (older) key.
     from imagepipe.web.dialects import Request
     from imagepipe.web.signing import Signer, canonical_path
-    from imagepipe.web.transform import Transform
+    from imagepipe.imaging.transform import Transform
 
     text = canonical_path("tree", Request("cat.jpg", Transform(width=60)))
     old = Signer([bytes.fromhex("cd" * 16)]).sign(text)

@@ -7,7 +7,7 @@ from imagepipe.errors import (Busy, ClientError, OperationFailed, OriginError, O
 from imagepipe.web.dialects import NotAllowed
 from imagepipe.web.render import _accept, status_of
 from imagepipe.web.signing import BadSignature
-from imagepipe.web.transform import BadTransform
+from imagepipe.imaging.transform import BadTransform
 
 
 @pytest.mark.parametrize("error, status", [

@@ -15,7 +15,7 @@ from conftest import durations, opened
 from samples import PHOTO, animated_gif, bordered_png, logo_png, photo, sample
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import EncodeOptions, ImageLimits
-from imagepipe.web.transform import Transform
+from imagepipe.imaging.transform import Transform
 
 DEFAULTS = EncodeOptions()
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)

@@ -8,7 +8,7 @@ import pytest
 
 from imagepipe.web.dialects import Request
 from imagepipe.web.signing import BadSignature, Signer, canonical_path, read_keys
-from imagepipe.web.transform import Transform
+from imagepipe.imaging.transform import Transform
 
 OLD, NEW = bytes(range(16)), bytes(range(16, 48))
 

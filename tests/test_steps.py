@@ -7,7 +7,7 @@ from conftest import opened
 from test_render_transform import BLUE, DEFAULTS, GREEN, RED, YELLOW, bordered, quadrants
 from imagepipe.errors import TooLarge
 from imagepipe.web.dialects.dirpy import parse
-from imagepipe.web.transform import BadTransform
+from imagepipe.imaging.transform import BadTransform
 
 
 def dirpy(engine, query, source=None):

@@ -20,12 +20,10 @@ from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import geometry, memory
 from imagepipe.imaging.formats import (by_name, declared_frames, declared_size, jpeg_scan_floor,
                                       metadata_bytes, sniff)
+from imagepipe.imaging.vocabulary import MAX_SIDE
 
 _ALLOWED_TEXT = "JPEG, PNG, GIF, WebP, AVIF, HEIC"
 
-# No encoder writes a side longer than this (JPEG's and WebP's own limits are
-# lower); a header that declares one is not a picture.
-_LONGEST_SIDE = 65535
 
 # Formats ``auto`` keeps when the client accepts none of its choices: every
 # browser shows them.
@@ -109,7 +107,7 @@ class TransformCall:
 
     data: bytes
     info: object  # SourceInfo
-    transform: object  # imagepipe.web.transform.Transform
+    transform: object  # imagepipe.imaging.transform.Transform
     format: object  # Format or None
     plan: geometry.TransformPlan
     options: object  # EncodeOptions
@@ -390,8 +388,8 @@ def check_sides(width, height):
     """Refuse a picture with no pixels, or a side no encoder writes."""
     if width < 1 or height < 1:
         raise ClientError(f"image: declares a {width}x{height} picture")
-    if max(width, height) > _LONGEST_SIDE:
-        raise ClientError(f"image: declares {width}x{height}: a side over {_LONGEST_SIDE} "
+    if max(width, height) > MAX_SIDE:
+        raise ClientError(f"image: declares {width}x{height}: a side over {MAX_SIDE} "
                           f"pixels")
 
 

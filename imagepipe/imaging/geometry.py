@@ -8,7 +8,7 @@ The three modes of a stored variant follow the original command lines:
 * ``CROP`` ``-resize WxH^ -gravity center -crop WxH+0+0``: cover (enlarging
   if needed), then centre-crop to exactly W×H.
 
-An on-the-fly ``Transform`` (``imagepipe.web.transform``) is made in this
+An on-the-fly ``Transform`` (``imagepipe.imaging.transform``) is made in this
 order, and ``transform_plan`` gives every size and offset of it:
 
 1. EXIF orientation: the source is made upright;

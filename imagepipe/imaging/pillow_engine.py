@@ -34,7 +34,7 @@ from imagepipe.imaging import Rendered, SourceInfo, geometry
 from imagepipe.imaging.engine import Engine
 from imagepipe.imaging.formats import FORMATS
 
-# ImageMagick filter names (imagepipe.request.FILTERS) to the nearest Pillow
+# ImageMagick filter names (imagepipe.imaging.vocabulary.FILTERS) to the nearest Pillow
 # resampler; anything else (lanczos2, sinc, kaiser, ...) is Lanczos.
 _FILTERS = {
     "point": Image.Resampling.NEAREST,
@@ -342,7 +342,7 @@ def _grey(rgb):
 
 
 def _colour(text):
-    """An RGBA tuple from our colour syntax (``imagepipe.request``), alpha 0..1 allowed."""
+    """An RGBA tuple from our colour syntax (``imagepipe.imaging.vocabulary``), alpha 0..1 allowed."""
     if text in ("transparent", "none"):
         return 0, 0, 0, 0
     match = _RGBA.match(text)

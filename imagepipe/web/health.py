@@ -18,7 +18,7 @@ from twisted.web import resource, server
 
 from imagepipe.imaging import EncodeOptions
 from imagepipe.imaging.formats import by_name
-from imagepipe.web.transform import Transform
+from imagepipe.imaging.transform import Transform
 
 # (name, transform, expected width and height) for a 64x48 source.
 CHECKS = (

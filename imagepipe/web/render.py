@@ -30,7 +30,7 @@ from imagepipe.web.dialects import NotAllowed
 from imagepipe.web.signing import BadSignature, canonical_path
 from imagepipe.web.sources import Fetched
 from imagepipe.web.statuses import reason
-from imagepipe.web.transform import BadTransform
+from imagepipe.imaging.transform import BadTransform
 
 # The one mapping from what went wrong to the HTTP status (docs/on-the-fly.md).
 # Checked in order: the first class that matches wins.

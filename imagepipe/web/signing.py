@@ -2,7 +2,7 @@
 
 What is signed is the canonical path of a request: the mount's source kind
 (``tree`` or ``origins``), ``Transform.canonical()`` and the source path,
-one per line (``imagepipe.web.transform``).  Two URLs asking for the same
+one per line (``imagepipe.imaging.transform``).  Two URLs asking for the same
 picture from the same sources, in any dialect, have the same canonical
 path and so the same signature; the line breaks (which neither part can
 hold) keep a transform from passing for part of a path.  The

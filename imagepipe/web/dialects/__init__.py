@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from imagepipe.paths import quoted
-from imagepipe.web.transform import BadTransform
+from imagepipe.imaging.transform import BadTransform
 
 
 class NotAllowed(ValueError):

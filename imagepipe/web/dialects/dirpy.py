@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
 from imagepipe.paths import PathRules, quoted
-from imagepipe.request import FILTERS, url_colour
+from imagepipe.imaging.vocabulary import FILTERS, url_colour
 from imagepipe.web.dialects import Request
-from imagepipe.web.transform import MAX_SIDE, MAX_STEPS, BadTransform, Transform
+from imagepipe.imaging.transform import MAX_SIDE, MAX_STEPS, BadTransform, Transform
 
 COMMANDS = ("resize", "crop", "pad", "transpose", "save")
 SAVE_FORMATS = {"jpg": "jpg", "jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp"}

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError
 from imagepipe.paths import PathRules
-from imagepipe.request import FILTERS, url_colour
+from imagepipe.imaging.vocabulary import FILTERS, url_colour
 from imagepipe.web.dialects import NotAllowed, Request
-from imagepipe.web.transform import BadTransform, Transform
+from imagepipe.imaging.transform import BadTransform, Transform
 
 _SHORT = {"w": "width", "h": "height", "s": "size", "sc": "scale", "m": "mode", "e": "enlarge",
           "sh": "shrink", "cb": "cropbox", "t": "trim",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from imagepipe.errors import ClientError
 from imagepipe.paths import PathRules, quoted
 from imagepipe.web.dialects import NotAllowed, Request, bounded_number
-from imagepipe.web.transform import MAX_SIDE, BadTransform, Transform
+from imagepipe.imaging.transform import MAX_SIDE, BadTransform, Transform
 
 # OpenRoss's mode names, with what each makes of the W×H box.
 MODES = {

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from imagepipe.errors import ClientError
 from imagepipe.paths import PathRules, quoted
 from imagepipe.web.dialects import NotAllowed, Request
-from imagepipe.web.transform import MAX_SIDE, BadTransform, Transform
+from imagepipe.imaging.transform import MAX_SIDE, BadTransform, Transform
 
 CONSTRAINTS = ("square", "max", "portrait", "landscape")
 PER_MILLE = 1000

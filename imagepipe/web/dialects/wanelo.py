@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from imagepipe.paths import quoted
 from imagepipe.web.dialects import NotAllowed, Request, bounded_number
-from imagepipe.web.transform import MAX_SIDE, BadTransform, Transform
+from imagepipe.imaging.transform import MAX_SIDE, BadTransform, Transform
 
 FORMATS = ("jpg", "png", "gif", "webp")
 DEFAULT_QUALITY = 75

@@ -1,6 +1,7 @@
 """The one typed model of an on-the-fly transform, and its canonical form.
 
-Every URL dialect (``imagepipe/web/dialects/``) parses into a ``Transform``;
+Every URL dialect (``imagepipe/web/dialects/``) parses into a ``Transform``,
+the imaging layer's input type (engines take it, ``geometry`` plans it);
 the result cache keys on ``Transform.canonical()`` and signed URLs sign it,
 so two URLs that ask for the same picture share one cached result whatever
 dialect they came in.  Pure: no Twisted, no engines.
@@ -8,13 +9,14 @@ dialect they came in.  Pure: no Twisted, no engines.
 
 from dataclasses import dataclass, fields
 
+from imagepipe.imaging.vocabulary import MAX_SIDE
+
 MODES = ("fit", "fill", "cover", "pad", "force")
 GRAVITIES = ("center", "north", "south", "east", "west", "northeast", "northwest",
              "southeast", "southwest", "focus")
 FORMATS = ("jpg", "png", "gif", "webp", "avif", "auto")
 ROTATIONS = (0, 90, 180, 270)
 FLIPS = ("", "h", "v")
-MAX_SIDE = 16384
 MAX_SCALE = 10.0
 MAX_COORDINATE = 1 << 20
 MAX_STEPS = 8  # a transform and the steps after it
