@@ -18,6 +18,7 @@ from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_value
 from validate import Validator, VdtValueError
 
 from imagepipe.errors import ConfigError
+from imagepipe.imaging import engines
 from imagepipe.imaging.vocabulary import MAX_SIDE
 from imagepipe.paths import PathRules
 
@@ -135,7 +136,8 @@ SETTINGS = (
     Setting("images", "transliterate_paths", "boolean", "false",
             "Turn every client path into ASCII with Unidecode (zdjęcia/żółw.jpg -> "
             "zdjecia/zolw.jpg), identically for store, move, delete and info."),
-    Setting("images", "engine", "option('wand', 'pillow')", "wand",
+    Setting("images", "engine", "option(" + ", ".join(repr(n) for n in engines.NAMES) + ")",
+            "wand",
             "Imaging engine: wand (ImageMagick, the default) or pillow (faster, same "
             "results)."),
     Setting("images", "quality", "integer(1, 100)", "85",

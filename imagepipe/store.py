@@ -22,11 +22,7 @@ import stat
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
-from twisted.logger import Logger
-
-from imagepipe.errors import ClientError, OperationFailed
-
-_log = Logger(namespace="imagepipe.store")
+from imagepipe.errors import ClientError, OperationFailed, SourceMissing
 
 TEMP_PREFIX = ".imagepipe-tmp."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -73,6 +69,11 @@ class _Opened:
         self.fds.clear()
 
 
+def version_of(info):
+    """The version text of a tree file from its ``os.stat_result``: size and mtime."""
+    return f"{info.st_size:x}-{info.st_mtime_ns:x}"
+
+
 def _refuse_directory(dfd, name, argument, path):
     """Raise ``ClientError`` when ``name`` in ``dfd`` is a directory."""
     try:
@@ -99,9 +100,10 @@ def _os_failure(error, argument, path):
 class Tree:
     """The directory tree under ``root`` that holds the stored images."""
 
-    def __init__(self, root, umask):
+    def __init__(self, root, umask, log=None):
         self.root = root
         self.umask = umask
+        self.log = log  # a twisted Logger for listener failures; None: they are raised
         self.boot = secrets.token_hex(4)
         self._root_fd = os.open(root, _DIR_FLAGS)
         # Called with each Change once it is in place (from worker threads):
@@ -113,7 +115,10 @@ class Tree:
             try:
                 listener(change)
             except Exception:  # noqa: BLE001 - the change itself succeeded
-                _log.failure("after {operation}: a listener failed", operation=change.operation)
+                if self.log is None:
+                    raise
+                self.log.failure("after {operation}: a listener failed",
+                                 operation=change.operation)
         return change
 
     def close(self):
@@ -327,6 +332,19 @@ class Tree:
         except OSError:
             return None
         return info if stat.S_ISREG(info.st_mode) else None
+
+    def source(self, path):
+        """(bytes, version, mtime) of the file at ``path``, for on-the-fly renders.
+
+        The version (``version_of``) names its size and mtime; raises
+        ``SourceMissing`` when ``path`` is not a regular file of the tree.
+        """
+        handle = self.open_file(path)
+        if handle is None:
+            raise SourceMissing(f"source: no such image: {path}")
+        with handle:
+            info = os.fstat(handle.fileno())
+            return handle.read(), version_of(info), info.st_mtime
 
     def open_file(self, path):
         """A binary file object for ``path``, or None when it is not a regular file here."""

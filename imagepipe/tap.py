@@ -61,7 +61,7 @@ def build(filename, reactor=None):
     workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending,
                          config.http.render_threads, config.http.max_render_pending,
                          config.network.clients.max_connections)
-    tree = Tree(config.images.path, config.images.umask)
+    tree = Tree(config.images.path, config.images.umask, Logger(namespace="imagepipe.store"))
     engine = make_engine(config, status)
     log.info("engine {engine}: formats {formats}", engine=engine.name,
              formats=", ".join(sorted(engine.formats)))
@@ -76,7 +76,7 @@ def build(filename, reactor=None):
     status_view = Status(workers, __version__, renderer, lag)
     from imagepipe.web.health import Health
 
-    health = Health(engine, workers, renderer.processes if renderer is not None else None)
+    health = Health(renderer.engine if renderer is not None else engine, workers)
     root = Root(rpc, view, status_view, health, mounts)
     site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log,
                          config.network.clients, reactor=reactor)
@@ -91,20 +91,19 @@ def build(filename, reactor=None):
 
 def make_engine(config, status):
     """The engine ``[images] engine`` names, with the config's limits (after magick.start)."""
+    from imagepipe.imaging import engines
     from imagepipe.node import image_limits
 
-    return engine_named(config.images.engine, image_limits(config), status)
+    return engines.make(config.images.engine, image_limits(config), status)
 
 
-def engine_named(name, limits, status):
-    """The ``wand`` or ``pillow`` engine with ``limits`` (after ``magick.start``)."""
-    if name == "pillow":
-        from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
+def child_settings(config):
+    """What a render process needs of the node's config (``processes._Worker`` takes it)."""
+    from imagepipe.node import image_limits
 
-        return PillowEngine(limits, available_formats())
-    from imagepipe.imaging.wand_engine import WandEngine
-
-    return WandEngine(limits, status.formats)
+    return {"imagemagick": config.imagemagick, "engine": config.images.engine,
+            "path": config.images.path, "limits": image_limits(config),
+            "retire_bytes": config.images.render_process_memory}
 
 
 def on_the_fly(reactor, config, tree, engine, workers, log):
@@ -145,16 +144,16 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
             log.info("result cache: emptied (the settings results depend on changed)")
         tree.listeners.append(lambda change: cache.invalidate(change.paths))
         workers.renders.pool.callInThread(_reconcile, cache, log)
-    processes = None
     if config.images.render_processes:
-        from imagepipe.imaging.processes import RenderProcesses, child_settings
+        from imagepipe.imaging.processes import ProcessEngine, RenderProcesses
 
         processes = RenderProcesses(config.images.render_processes, child_settings(config))
         workers.starters.append(processes.start)
         workers.closers.append(processes.close)
         log.info("on-the-fly renders in {count} child processes",
                  count=config.images.render_processes)
-    renderer = Renderer(engine, workers, cache, sources, settings, processes)
+        engine = ProcessEngine(engine, processes)
+    renderer = Renderer(engine, workers, cache, sources, settings)
     mounts = {}
     for mount in settings.mounts:
         dialect = importlib.import_module(f"imagepipe.web.dialects.{mount.dialect}")

@@ -253,6 +253,15 @@ class Engine:
         with _trimmed_when_refused(data):
             return self._transform_checked(data, transform, defaults, accept)
 
+    def transform_source(self, tree, path, transform, defaults, accept=()):
+        """``transform`` of the tree file at ``path``: (Rendered, version, mtime).
+
+        ``tree`` is an ``imagepipe.store.Tree``; the version is its
+        ``version_of`` the file read.
+        """
+        data, version, modified = tree.source(path)
+        return self.transform(data, transform, defaults, accept), version, modified
+
     def _transform_checked(self, data, transform, defaults, accept):
         info = self._checked(data)
         upright = geometry.oriented((info.width, info.height), info.orientation)

@@ -258,14 +258,41 @@ class RenderProcesses:
             child.process.wait()
 
 
-def child_settings(config):
-    """What a render process needs of the node's config (``_Worker`` takes it)."""
-    from imagepipe.node import image_limits
+class ProcessEngine:
+    """The node's engine with its transforms made in render processes.
 
-    return {"imagemagick": config.imagemagick, "engine": config.images.engine,
-            "path": config.images.path, "umask": config.images.umask,
-            "limits": image_limits(config),
-            "retire_bytes": config.images.render_process_memory}
+    Offers what an engine offers the on-the-fly renderer and ``/health``
+    (``name``, ``formats``, ``limits``, ``transform``, ``transform_source``),
+    so they render the same way in threads or in children.  ``limits`` are
+    the node engine's, which a reload changes; they travel with each job.
+    """
+
+    def __init__(self, engine, processes):
+        self.engine = engine
+        self.processes = processes  # RenderProcesses
+
+    @property
+    def name(self):
+        return self.engine.name
+
+    @property
+    def formats(self):
+        return self.engine.formats
+
+    @property
+    def limits(self):
+        return self.engine.limits
+
+    def transform(self, data, transform, defaults, accept=()):
+        """``Engine.transform`` in a child: the source's bytes cross the socket."""
+        rendered, _, _ = self.processes.call("transform", self.limits, data, transform,
+                                             defaults, accept)
+        return rendered
+
+    def transform_source(self, tree, path, transform, defaults, accept=()):
+        """``Engine.transform_source`` in a child, which reads the file itself."""
+        return self.processes.call("transform_path", self.limits, path, transform, defaults,
+                                   accept)
 
 
 # The child ------------------------------------------------------------------------
@@ -277,14 +304,13 @@ class _Worker:
         from imagepipe.imaging import magick
 
         status = magick.start(settings["imagemagick"])  # before anything imports Wand
+        from imagepipe.imaging import engines
         from imagepipe.store import Tree
-        from imagepipe.tap import engine_named
-        from imagepipe.web.sources import TreeSource
 
         self.magick = magick
         self.retire_bytes = settings["retire_bytes"]
-        self.engine = engine_named(settings["engine"], settings["limits"], status)
-        self.tree = TreeSource(Tree(settings["path"], settings["umask"]))
+        self.engine = engines.make(settings["engine"], settings["limits"], status)
+        self.tree = Tree(settings["path"], 0o022)  # read only: the umask is never used
 
     def run(self, method, limits, magick_settings, args):
         """One job; the answer's bytes."""
@@ -293,8 +319,7 @@ class _Worker:
         self.engine.limits = limits
         if method == "transform_path":
             path, transform, defaults, accept = args
-            fetched = self.tree.read(path)
-            data, version, modified = fetched.data, fetched.version, fetched.modified
+            data, version, modified = self.tree.source(path)
         elif method == "transform":
             data, transform, defaults, accept = args
             version = modified = None

@@ -52,8 +52,8 @@ def sample():
 def run_checks(engine, data, render=None):
     """Each check as a dict; ``ok`` False when the output size or format is wrong.
 
-    ``render(data, transform, defaults)`` renders (default: ``engine.transform``
-    in this process; the render processes when there are some).
+    ``render(data, transform, defaults)`` renders (default: ``engine.transform``,
+    which a ``ProcessEngine`` makes in the render processes).
     """
     render = render or engine.transform
     results = []
@@ -80,25 +80,17 @@ class Health(resource.Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, engine, workers, processes=None):
+    def __init__(self, engine, workers):
         super().__init__()
-        self.engine = engine
+        self.engine = engine  # the renderer's: an Engine, or a ProcessEngine (the children)
         self.workers = workers
-        self.processes = processes  # RenderProcesses: check the children that serve
         self.data = sample()
-
-    def _render(self, data, transform, defaults):
-        if self.processes is None:
-            return self.engine.transform(data, transform, defaults)
-        rendered, _, _ = self.processes.call("transform", self.engine.limits, data, transform,
-                                             defaults, ())
-        return rendered
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         try:
-            d = self.workers.renders.submit(run_checks, self.engine, self.data, self._render)
+            d = self.workers.renders.submit(run_checks, self.engine, self.data)
         except Exception as error:  # noqa: BLE001 - Busy or shutting down
             request.setResponseCode(503)
             return json.dumps({"ok": False, "error": str(error)}).encode()

@@ -78,9 +78,8 @@ class Renderer:
 
     log = Logger()
 
-    def __init__(self, engine, workers, cache, sources, settings, processes=None):
-        self.engine = engine
-        self.processes = processes  # RenderProcesses, or None: render in the threads
+    def __init__(self, engine, workers, cache, sources, settings):
+        self.engine = engine  # an Engine, or a ProcessEngine rendering in children
         self.workers = workers
         self.cache = cache  # ResultCache, or None when the cache is off
         self.sources = sources  # {"tree": TreeSource, "origins": OriginSource}
@@ -206,11 +205,11 @@ class Renderer:
 
     def _job(self, source, fetched, request, name, key, accept):
         """In a worker: read (tree), render, store; the ``Result``."""
-        if self.processes is not None:
-            rendered, fetched = self._in_child(fetched, request, accept)
+        if fetched is None:  # a tree source: the engine reads it (in a child, the child does)
+            rendered, version, modified = self.engine.transform_source(
+                source.tree, request.source, request.transform, self.defaults, accept)
+            fetched = Fetched(b"", version, modified)
         else:
-            if fetched is None:
-                fetched = source.read(request.source)
             rendered = self.engine.transform(fetched.data, request.transform, self.defaults,
                                              accept)
         entry = None
@@ -225,19 +224,6 @@ class Renderer:
         etag = "" if entry else f'"{hashlib.sha256(rendered.data).hexdigest()[:24]}"'
         return Result(rendered.format, entry=entry, data=rendered.data,
                       modified=fetched.modified, etag=etag)
-
-
-    def _in_child(self, fetched, request, accept):
-        """Render in a child process: (Rendered, Fetched without its bytes)."""
-        limits = self.engine.limits
-        if fetched is None:  # a tree source: the child reads it
-            rendered, version, modified = self.processes.call(
-                "transform_path", limits, request.source, request.transform, self.defaults,
-                accept)
-            return rendered, Fetched(b"", version, modified)
-        rendered, _, _ = self.processes.call("transform", limits, fetched.data,
-                                             request.transform, self.defaults, accept)
-        return rendered, fetched
 
 
 def cache_key(kind, request, suffix=""):

@@ -16,12 +16,11 @@ An S3 source fits the same shape: ``version`` from a HEAD's ETag or None,
 ``fetch`` a GET.
 """
 
-import os
 from dataclasses import dataclass
 
 from twisted.application.service import Service
 
-from imagepipe.errors import SourceMissing
+from imagepipe.store import version_of
 
 
 @dataclass(frozen=True)
@@ -31,11 +30,6 @@ class Fetched:
     data: bytes
     version: str
     modified: float | None = None  # seconds since the epoch, when known
-
-
-def tree_version(info):
-    """The version text of a tree file from its ``os.stat_result``."""
-    return f"{info.st_size:x}-{info.st_mtime_ns:x}"
 
 
 class TreeSource:
@@ -49,16 +43,11 @@ class TreeSource:
     def version(self, path):
         """The version of the file at ``path``, or None when there is none."""
         info = self.tree.stat(path)
-        return None if info is None else tree_version(info)
+        return None if info is None else version_of(info)
 
     def read(self, path):
         """``Fetched`` for ``path``; ``SourceMissing`` when it is not a file of the tree."""
-        handle = self.tree.open_file(path)
-        if handle is None:
-            raise SourceMissing(f"source: no such image: {path}")
-        with handle:
-            info = os.fstat(handle.fileno())
-            return Fetched(handle.read(), tree_version(info), info.st_mtime)
+        return Fetched(*self.tree.source(path))
 
 
 class OriginSource(Service):
