@@ -1,7 +1,9 @@
 """Domain exceptions.
 
 Inner code raises these; each protocol turns them into its own answers in one
-table (``imagepipe.rpc.FAULTS`` for XML-RPC).  Messages are written for the
+table (``imagepipe.rpc.FAULTS`` for XML-RPC, ``imagepipe.web.statuses.STATUSES``
+for HTTP).  Every domain error derives from ``ImagepipeError``, so one that a
+render process raises comes back to the node as itself.  Messages are written for the
 client: they name the argument and the problem, never a server path.
 """
 
@@ -40,6 +42,22 @@ class OriginError(ImagepipeError):
 
 class OriginTimeout(ImagepipeError):
     """An origin server did not answer in time (HTTP 504)."""
+
+
+class BadTransform(ClientError, ValueError):
+    """An on-the-fly request that cannot be honoured as written (HTTP 400)."""
+
+
+class NotAllowed(ImagepipeError, ValueError):
+    """Well formed but refused by configuration (whitelist, presets only): HTTP 403."""
+
+
+class BadSignature(ImagepipeError, ValueError):
+    """The URL's signature is missing or does not match any key (HTTP 403)."""
+
+
+class InvalidMessage(ImagepipeError):
+    """A replication message breaks the wire format; the text says which field and how."""
 
 
 class ConfigError(Exception):

@@ -9,6 +9,7 @@ dialect they came in.  Pure: no Twisted, no engines.
 
 from dataclasses import dataclass, fields
 
+from imagepipe.errors import BadTransform
 from imagepipe.imaging.vocabulary import MAX_SIDE
 
 MODES = ("fit", "fill", "cover", "pad", "force")
@@ -20,10 +21,6 @@ FLIPS = ("", "h", "v")
 MAX_SCALE = 10.0
 MAX_COORDINATE = 1 << 20
 MAX_STEPS = 8  # a transform and the steps after it
-
-
-class BadTransform(ValueError):
-    """A transform request that cannot be honoured; the text says why (HTTP 400)."""
 
 
 @dataclass(frozen=True)

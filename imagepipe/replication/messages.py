@@ -16,7 +16,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from imagepipe.errors import ClientError
+from imagepipe.errors import ClientError, InvalidMessage
 from imagepipe.paths import PathRules, quoted
 
 VERSION = 1
@@ -36,10 +36,6 @@ _PER_TYPE = set().union(*_FIELDS.values())
 _ORIGIN = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _U32 = struct.Struct(">I")
-
-
-class InvalidMessage(Exception):
-    """A message breaks the wire format; the text says which field and how."""
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,14 @@ and per client address) are kept by the site.
 from twisted.internet import protocol
 from twisted.web import http
 
-from imagepipe.web.statuses import reason
+from imagepipe.web.statuses import reason, text
 
 LINGER = 5.0  # seconds a refused client's further bytes are read and discarded
 
 
 def canned(status, message, close=True, retry_after=None):
     """A complete plain-text HTTP/1.1 answer, as bytes, for a connection about to close."""
-    body = f"{status} {reason(status).decode()}: {message}\n".encode()
+    body = text(status, message)
     head = [f"HTTP/1.1 {status} {reason(status).decode()}",
             "Content-Type: text/plain; charset=utf-8", f"Content-Length: {len(body)}"]
     if retry_after is not None:

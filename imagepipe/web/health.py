@@ -16,9 +16,11 @@ from PIL import Image
 from twisted.logger import Logger
 from twisted.web import resource, server
 
+from imagepipe.errors import Busy
 from imagepipe.imaging import EncodeOptions
 from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.transform import Transform
+from imagepipe.web.statuses import failed
 
 # (name, transform, expected width and height) for a 64x48 source.
 CHECKS = (
@@ -91,11 +93,11 @@ class Health(resource.Resource):
         request.setHeader(b"cache-control", b"no-store")
         try:
             d = self.workers.renders.submit(run_checks, self.engine, self.data)
-        except Exception as error:  # noqa: BLE001 - Busy or shutting down
+        except Busy as error:  # the render queue is full, or the node is shutting down
             request.setResponseCode(503)
             return json.dumps({"ok": False, "error": str(error)}).encode()
         d.addCallback(self._answer, request)
-        d.addErrback(self.log.failure, "health check")
+        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
         return server.NOT_DONE_YET
 
     def _answer(self, results, request):

@@ -6,7 +6,8 @@ signature, and asks the ``Renderer``, which answers from the result cache
 (``imagepipe.web.cache``) when the source has not changed, and otherwise
 fetches the source, renders it with the engine in the worker pool and
 stores the result.  Concurrent identical requests share one render
-(single-flight).  Errors become statuses in one place, ``STATUSES``.
+(single-flight).  Errors become statuses in one place for all of HTTP,
+``imagepipe.web.statuses``.
 """
 
 import hashlib
@@ -21,45 +22,20 @@ from twisted.python.failure import Failure
 from twisted.web import http, resource, server
 from twisted.web.static import NoRangeStaticProducer
 
-from imagepipe.errors import (Busy, ClientError, OperationFailed, OriginError, OriginTimeout,
-                              SourceMissing, SourceTooLarge, TooLarge)
+from imagepipe.errors import Busy
 from imagepipe.imaging import EncodeOptions
 from imagepipe.imaging.formats import by_name
 from imagepipe.web.cache import cache_name
 from imagepipe.web.dialects import NotAllowed
 from imagepipe.web.signing import BadSignature, canonical_path
 from imagepipe.web.sources import Fetched
-from imagepipe.web.statuses import reason
+from imagepipe.web import statuses
+from imagepipe.web.statuses import error_page, status_of
 from imagepipe.imaging.transform import BadTransform
-
-# The one mapping from what went wrong to the HTTP status (docs/on-the-fly.md).
-# Checked in order: the first class that matches wins.
-STATUSES = (
-    (BadTransform, 400),  # malformed request: the message says what
-    (NotAllowed, 403),  # not on the whitelist, presets or namespaces
-    (BadSignature, 403),
-    (SourceMissing, 404),
-    (SourceTooLarge, 413),  # a source from an origin over max_bytes
-    (TooLarge, 422),  # over a pixel, frame, time or size limit: named in the message
-    (ClientError, 422),  # the source is not an image imagepipe can read
-    (Busy, 429),  # the render queue is full (503 while shutting down)
-    (OriginError, 502),
-    (OriginTimeout, 504),
-    (OperationFailed, 500),  # the node cannot read its own tree
-)
-
 
 # A cache hit up to this size is read into memory by the worker that looked
 # it up; a larger one is streamed from its file as the socket takes it.
 INLINE_BYTES = 4 << 20
-
-
-def status_of(error):
-    """The HTTP status for ``error``; 500 for anything unexpected."""
-    for kind, status in STATUSES:
-        if isinstance(error, kind):
-            return status
-    return 500
 
 
 @dataclass(frozen=True)
@@ -347,31 +323,11 @@ class Mount(resource.Resource):
         NoRangeStaticProducer(request, handle).start()
 
     def _error(self, request, error, failure=None):
-        status = status_of(error)
-        if (status == 429 or isinstance(error, defer.CancelledError)) \
-                and self.renderer.workers.closing:
-            status = 503  # shutting down: fetches in flight are cancelled
-        if status >= 500 and status not in (502, 503, 504):
-            self.log.failure("rendering {uri}", failure, uri=request.uri)
-            message = "internal error (logged)"
-        else:
-            message = str(error)
+        """An error answer: at once (parsing, ``failure`` None) or once the work failed."""
         self.renderer.counts["errors"] += 1
-        body = f"{status} {reason(status).decode()}: {message}\n".encode()
-        if request.finished or request._disconnected:
-            return None
-        request.setResponseCode(status)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        request.setHeader(b"cache-control", b"no-store")
-        request.setHeader(b"x-content-type-options", b"nosniff")
-        if status in (429, 503):
-            request.setHeader(b"retry-after", b"1")
-        request.setHeader(b"content-length", str(len(body)).encode())
         if failure is None:
-            return body if request.method != b"HEAD" else b""
-        if request.method != b"HEAD":
-            request.write(body)
-        request.finish()
+            return error_page(request, status_of(error), str(error))
+        statuses.failed(request, error, self.log, failure, self.renderer.workers.closing)
         return None
 
 

@@ -22,11 +22,9 @@ import binascii
 import hashlib
 import hmac
 
+from imagepipe.errors import BadSignature  # noqa: F401 - raised from here
+
 MIN_KEY_BYTES = 16
-
-
-class BadSignature(ValueError):
-    """The URL's signature is missing or does not match any key (HTTP 403)."""
 
 
 def canonical_path(kind, request):

@@ -21,7 +21,7 @@ from twisted.web.http import Request
 
 from imagepipe.config import ClientLimits
 from imagepipe.web.channel import Channel, Refusal, canned
-from imagepipe.web.statuses import reason
+from imagepipe.web.statuses import ErrorResource, error_page, reason
 
 class _Discard:
     """Stands in for the body buffer of a refused request."""
@@ -143,9 +143,7 @@ class Status(resource.Resource):
         if self.lag is not None:
             seconds = request.args.get(b"lag_seconds", [b"60"])[0]
             if not seconds.isdigit() or not 1 <= int(seconds) <= 60:
-                request.setResponseCode(400)
-                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-                return b"400 Bad Request: lag_seconds: expected a whole number 1..60\n"
+                return error_page(request, 400, "lag_seconds: expected a whole number 1..60")
             status["reactor_lag"] = self.lag.summary(int(seconds))
         if self.renderer is not None:
             status["renders"].update(
@@ -179,7 +177,7 @@ class Root(resource.Resource):
         mount = self.mounts.get(name)
         if mount is not None:
             return mount
-        return resource.NoResource("No such resource.")
+        return ErrorResource(404, "no such resource")
 
 
 class ImagepipeSite(server.Site):

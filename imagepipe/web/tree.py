@@ -15,6 +15,7 @@ from twisted.web.static import NoRangeStaticProducer
 from imagepipe.errors import ClientError
 from imagepipe.imaging.formats import by_name
 from imagepipe.paths import split_extension
+from imagepipe.web.statuses import error_page
 
 
 class TreeResource(resource.Resource):
@@ -30,9 +31,7 @@ class TreeResource(resource.Resource):
     def render_GET(self, request):
         handle = self._open(request)
         if handle is None:
-            request.setResponseCode(404)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"404 Not Found\n"
+            return error_page(request, 404, "no such image")
         info = os.fstat(handle.fileno())
         request.setHeader(b"content-type", _content_type(request.postpath[-1]))
         request.setHeader(b"x-content-type-options", b"nosniff")

@@ -8,12 +8,9 @@ says what is wrong.
 import re
 from dataclasses import dataclass
 
-from imagepipe.paths import quoted
+from imagepipe.errors import NotAllowed  # noqa: F401 - the dialects raise it from here
 from imagepipe.imaging.transform import BadTransform
-
-
-class NotAllowed(ValueError):
-    """Well formed but refused by configuration (whitelist, presets only): HTTP 403."""
+from imagepipe.paths import quoted
 
 
 @dataclass(frozen=True)
