@@ -19,7 +19,7 @@ from twisted.protocols.policies import WrappingFactory
 from imagepipe import config as configuration
 from imagepipe.auth import Authenticator
 from imagepipe.errors import ConfigError
-from imagepipe.images import StoreSettings
+from imagepipe.store import StoreSettings
 from imagepipe.imaging import ImageLimits
 from imagepipe.paths import PathRules
 

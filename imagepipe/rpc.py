@@ -17,6 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import server, xmlrpc
 
+from imagepipe import rpc_arguments as arguments
 from imagepipe.errors import Busy, ClientError, OperationFailed, TooLarge
 
 CLIENT_ERROR = 1000
@@ -116,7 +117,8 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         options: quality (1-100), progressive, strip, background, filter.
         Returns 'OK' once every variant is durably written.
         """
-        d = self.images.store(image, path, format, size, composite, crop, options)
+        d = self.images.store(lambda rules, quality: arguments.parse_store(
+            rules, quality, image, path, format, size, composite, crop, options))
         return d.addCallback(lambda change: "OK")
 
     def xmlrpc_move_image(self, src_path, dst_path):
@@ -125,14 +127,16 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         Move an image, or a list of images to a list of equal length.
         Creates the destination directories.  Returns 'OK'.
         """
-        return self.images.move(src_path, dst_path).addCallback(lambda change: "OK")
+        pairs = arguments.parse_move(self.images.settings.rules, src_path, dst_path)
+        return self.images.move(pairs).addCallback(lambda change: "OK")
 
     def xmlrpc_delete_image(self, path):
         """delete_image(path)
 
         Delete an image or a list of images; a missing image is fine.  Returns 'OK'.
         """
-        return self.images.delete(path).addCallback(lambda change: "OK")
+        paths = self.images.settings.rules.clean_many(path, "path")
+        return self.images.delete(paths).addCallback(lambda change: "OK")
 
     def xmlrpc_image_info(self, path):
         """image_info(path)
@@ -141,7 +145,7 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         orientation, bytes, sha256, path}, and the engine that reads it
         with the formats that engine writes: {engine, engine_formats}.
         """
-        return self.images.info(path)
+        return self.images.info(self.images.settings.rules.clean(path, "path"))
 
 
 def _parse(body):

@@ -36,10 +36,10 @@ def build(filename, reactor=None):
     status = magick.start(config.imagemagick)  # before anything imports Wand
 
     from imagepipe.auth import Authenticator
-    from imagepipe.images import ImageStore
+    from imagepipe.store import ImageStore
     from imagepipe.node import Node, store_settings
     from imagepipe.rpc import ImagepipeRPC
-    from imagepipe.store import Tree
+    from imagepipe.tree import Tree
     from imagepipe import __version__
     from imagepipe.web.site import ImagepipeSite, Root, Status
     from imagepipe.web.tree import TreeResource
@@ -61,7 +61,7 @@ def build(filename, reactor=None):
     workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending,
                          config.http.render_threads, config.http.max_render_pending,
                          config.network.clients.max_connections)
-    tree = Tree(config.images.path, config.images.umask, Logger(namespace="imagepipe.store"))
+    tree = Tree(config.images.path, config.images.umask, Logger(namespace="imagepipe.tree"))
     engine = make_engine(config, status)
     log.info("engine {engine}: formats {formats}", engine=engine.name,
              formats=", ".join(sorted(engine.formats)))

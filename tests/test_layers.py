@@ -25,7 +25,7 @@ def test_the_imaging_layer_imports_no_twisted():
         "import imagepipe.imaging as imaging\n"
         "for module in pkgutil.walk_packages(imaging.__path__, 'imagepipe.imaging.'):\n"
         "    importlib.import_module(module.name)\n"
-        "import imagepipe.store, imagepipe.config, imagepipe.paths\n"
+        "import imagepipe.tree, imagepipe.config, imagepipe.paths\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'twisted'))")
     assert imported == "[]"
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import b64, opened, picture, wait_for
 from samples import photo
-from imagepipe.store import TEMP_PREFIX
+from imagepipe.tree import TEMP_PREFIX
 
 
 def test_startup_removes_leftover_temporary_files(make_server):

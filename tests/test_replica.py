@@ -9,7 +9,7 @@ from imagepipe.replication.journal import Journal
 from imagepipe.replication.messages import FileEntry, Message, PathState
 from imagepipe.replication.replica import APPLIED, DUPLICATE, GAP, OWN, Replica
 from imagepipe.replication.state import ReplicaState
-from imagepipe.store import Tree
+from imagepipe.tree import Tree
 
 OTHER, THIRD = "aa" * 16, "bb" * 16
 

@@ -256,7 +256,7 @@ class Engine:
     def transform_source(self, tree, path, transform, defaults, accept=()):
         """``transform`` of the tree file at ``path``: (Rendered, version, mtime).
 
-        ``tree`` is an ``imagepipe.store.Tree``; the version is its
+        ``tree`` is an ``imagepipe.tree.Tree``; the version is its
         ``version_of`` the file read.
         """
         data, version, modified = tree.source(path)

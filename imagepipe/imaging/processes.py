@@ -305,7 +305,7 @@ class _Worker:
 
         status = magick.start(settings["imagemagick"])  # before anything imports Wand
         from imagepipe.imaging import engines
-        from imagepipe.store import Tree
+        from imagepipe.tree import Tree
 
         self.magick = magick
         self.retire_bytes = settings["retire_bytes"]

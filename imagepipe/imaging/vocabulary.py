@@ -1,6 +1,6 @@
 """The words every grammar of imagepipe shares: resize filters, colours, the longest side.
 
-The XML-RPC arguments (``imagepipe.request``), the URL dialects
+The XML-RPC arguments (``imagepipe.rpc_arguments``), the URL dialects
 (``imagepipe.web.dialects``), the typed ``Transform`` and the config all
 take these from here, so a filter or a size one of them accepts the others
 accept too.

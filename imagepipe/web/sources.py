@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from twisted.application.service import Service
 
-from imagepipe.store import version_of
+from imagepipe.tree import version_of
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Fetched:
 
 
 class TreeSource:
-    """Sources are files of the stored tree (``imagepipe.store.Tree``)."""
+    """Sources are files of the stored tree (``imagepipe.tree.Tree``)."""
 
     blocking = True
 

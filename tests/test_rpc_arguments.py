@@ -8,7 +8,7 @@ import pytest
 from imagepipe.errors import ClientError
 from imagepipe.imaging.geometry import Mode
 from imagepipe.paths import PathRules
-from imagepipe.request import parse_options, parse_store
+from imagepipe.rpc_arguments import parse_options, parse_store
 
 IMAGE = base64.b64encode(b"\xff\xd8\xff payload").decode()
 

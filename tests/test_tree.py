@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from imagepipe.errors import ClientError, OperationFailed
-from imagepipe.store import TEMP_PREFIX, Tree
+from imagepipe.tree import TEMP_PREFIX, Tree
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_a_write_cut_short_by_the_file_size_limit_leaves_nothing(tmp_path):
         "import resource, signal, sys\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
-        "from imagepipe.store import Tree\n"
+        "from imagepipe.tree import Tree\n"
         "from imagepipe.errors import OperationFailed\n"
         f"tree = Tree({str(root)!r}, 0o022)\n"
         "try:\n"

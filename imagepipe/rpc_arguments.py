@@ -208,3 +208,19 @@ def parse_store(rules, default_quality, image, path, format=None, size=None,
         variants=tuple(variants),
         options=encode or EncodeOptions(quality=default_quality),
     )
+
+
+def parse_move(rules, src, dst):
+    """The clean ``(src, dst)`` pairs of a ``move_image`` call."""
+    sources = rules.clean_many(src, "src_path")
+    targets = rules.clean_many(dst, "dst_path")
+    if isinstance(src, (list, tuple)) != isinstance(dst, (list, tuple)):
+        raise ClientError("dst_path: give a list of paths when src_path is a list, "
+                          "and a single path otherwise")
+    if len(set(targets)) != len(targets):
+        raise ClientError("dst_path: the same destination appears twice")
+    if len(sources) != len(targets):
+        raise ClientError(f"dst_path: Number of source paths should match number of "
+                          f"destination paths ({len(sources)} != {len(targets)})")
+    return list(zip(sources, targets))
+
