@@ -79,7 +79,9 @@ SETTINGS = (
     Setting("network", "trusted_proxies", "string_list", "",
             "Addresses or networks of proxies in front (nginx: 127.0.0.1): their "
             "connections count toward max_connections only, not as one client, and "
-            "their X-Real-IP (or X-Forwarded-For) names the client of a request."),
+            "the client of a request is the rightmost X-Forwarded-For entry that is not "
+            "a trusted proxy (else X-Real-IP): each proxy must append the address it "
+            "saw, as nginx's $proxy_add_x_forwarded_for does."),
     Setting("replication", "publish", "endpoints", "",
             "ZeroMQ endpoint(s) other nodes connect to for this node's writes.",
             example="tcp://127.0.0.1:8086"),
@@ -500,19 +502,22 @@ class ClientLimits:
     def client(self, host, real_ip=None, forwarded_for=None):
         """The client address a request from ``host`` counts against.
 
-        From a trusted proxy it is the proxy's ``X-Real-IP``, else the
-        rightmost ``X-Forwarded-For`` entry that is not itself a trusted
-        proxy, else the proxy; from anyone else those headers are ignored.
-        ``None`` for a unix socket with no header to go by.
+        From a trusted proxy it is the rightmost ``X-Forwarded-For`` entry
+        that is not itself a trusted proxy (each proxy appends the address it
+        saw, so the ones before it are the client's own claims), else its
+        ``X-Real-IP`` when that is not a trusted proxy, else the proxy; from
+        anyone else those headers are ignored.  ``None`` for a unix socket
+        with no header to go by.
         """
         if host is not None and not self.exempts(host):
             return host
-        if real_ip and _address(real_ip) is not None:
-            return str(_address(real_ip))
         for entry in reversed((forwarded_for or "").split(",")):
             address = _address(entry)
             if address is not None and not self.exempts(str(address)):
                 return str(address)
+        address = _address(real_ip or "")
+        if address is not None and not self.exempts(str(address)):
+            return str(address)
         return host
 
 

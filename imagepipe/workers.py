@@ -35,6 +35,7 @@ class Lane:
         self.max_pending = max_pending
         self.settings = settings  # the names of the two sizes, for messages
         self.pool = pool or ThreadPool(threads, threads, name=f"imagepipe-{what}")
+        self.stopped = False  # the pool is stopping: nothing more is handed to it
         self.in_flight = 0  # admitted: running or waiting
         self.running = 0  # handed to a thread
         self._waiting = {}  # client -> deque of (Deferred, function, args), oldest first
@@ -83,8 +84,16 @@ class Lane:
         d.addBoth(self._done)
         return d
 
+    def stop(self):
+        """Fail every job still waiting for a thread: the pool is about to stop."""
+        self.stopped = True
+        waiting, self._waiting = self._waiting, {}
+        for queue in waiting.values():
+            for d, _, _ in queue:
+                d.errback(Busy("server shutting down; retry on another node or later"))
+
     def _dispatch(self):
-        while self.running < self.threads and self._waiting:
+        while self.running < self.threads and self._waiting and not self.stopped:
             client = min(self._waiting, key=self._turn)
             queue = self._waiting[client]
             d, function, args = queue.popleft()
@@ -154,6 +163,7 @@ class WorkerPool(Service):
         for close in self.closers:  # first: a thread waiting on a closed helper wakes up
             close()
         for lane in self.lanes:
+            lane.stop()
             lane.pool.stop()
 
     def settled(self):

@@ -183,6 +183,7 @@ def test_crop_gravities(gravity, name):
     ("transpose=rotate90,flip_h", "transpose: expected one of"),
     ("save=todisk:/tmp/x", "save: unknown option 'todisk:/tmp/x'"),
     ("save=noshow", "save: unknown option 'noshow'"),
+    ("save=300x200", "save: unknown option '300x200'"),
     ("save=progressive:1", "save: option 'progressive' takes no value"),
     ("save=fmt", "save: option 'fmt' needs a value"),
     ("save=fmt:bmp", "save: fmt must be one of jpg, png, gif, webp, got 'bmp'"),

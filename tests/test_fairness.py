@@ -123,7 +123,7 @@ def test_forwarding_headers_count_only_from_trusted_proxies(held):
         # Without trusted_proxies the header is the client's own claim: ignored.
         refused = get(node, "/r/w:10/free/b.jpg", **{"X-Real-IP": "10.0.0.3",
                                                      "X-Forwarded-For": "10.0.0.4"})
-        assert refused.status == 429
+        assert refused.status == 429 and b"max_client_renders (2)" in refused.body
     finally:
         origin.release.set()
         for thread in threads:
@@ -145,7 +145,9 @@ PROXIES = ClientLimits(exempt=(ipaddress.ip_network("127.0.0.1"),
 
 @pytest.mark.parametrize("host, real_ip, forwarded, client", [
     ("192.0.2.7", "10.0.0.1", "10.0.0.2", "192.0.2.7"),  # not a proxy: headers ignored
-    ("127.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1"),  # X-Real-IP first
+    ("127.0.0.1", "10.0.0.1", None, "10.0.0.1"),  # X-Real-IP without X-Forwarded-For
+    ("127.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2"),  # what the proxy appended wins
+    ("127.0.0.1", "127.0.0.1", None, "127.0.0.1"),  # a proxy's own address: the proxy
     ("127.0.0.1", None, "198.51.100.1, 10.0.0.2", "10.0.0.2"),  # the rightmost entry
     ("127.0.0.1", None, "198.51.100.1, 10.0.0.2, 10.1.4.4", "10.0.0.2"),  # past proxies
     ("127.0.0.1", "not an address", "also not", "127.0.0.1"),  # nothing usable: the proxy

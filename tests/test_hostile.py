@@ -149,7 +149,9 @@ def test_move_lists_of_unequal_length_are_refused(server):
 
 @pytest.mark.slow
 def test_calls_beyond_capacity_are_busy_and_write_nothing(make_server):
-    node = make_server(images__io_threads=1, images__max_pending=1).start()
+    # A new connection per call, as fast as they go: not the connection cap's test.
+    node = make_server(images__io_threads=1, images__max_pending=1,
+                       network__max_client_connections=100000).start()
     slow = b64(photo(5640, 3172, quality=100))  # to a 3000 px PNG: seconds of work
 
     def store(payload, path, size):

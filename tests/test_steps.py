@@ -2,6 +2,7 @@
 make them, rendered by each engine and checked with Pillow."""
 
 import pytest
+from PIL import ImageChops, ImageStat
 
 from conftest import opened
 from test_render_transform import BLUE, DEFAULTS, GREEN, RED, YELLOW, bordered, quadrants
@@ -81,6 +82,44 @@ def test_a_trim_after_a_resize_trims_the_resized_picture(engine):
 def test_every_step_is_held_to_the_result_limits(engine):
     with pytest.raises(TooLarge, match="max_result_pixels"):
         dirpy(engine, "resize=8000x8000&resize=10x10")
+
+
+def test_a_step_after_a_trim_is_held_to_the_limits_on_the_size_it_gets(engine):
+    thin = bordered(inner=(12, 9, 14, 70))  # trims to 2x61: covering a box makes it huge
+    with pytest.raises(TooLarge, match="4000x122000"):
+        dirpy(engine, "crop=border&resize=pct:100&resize=4000x4000,fill", thin)
+
+
+def test_a_step_after_a_trim_is_planned_on_the_trimmed_size(engine):
+    tall = bordered(inner=(12, 9, 40, 70))  # trims to 28x61, 46x100 once fitted to 100x100
+    image = dirpy(engine, "crop=border&resize=100x100&crop=0,85,40,100", tall)
+    assert image.size == (40, 15)
+
+
+def test_both_engines_make_the_same_steps_of_an_alpha_source():
+    import io
+
+    from PIL import Image
+
+    from conftest import magick_status
+    from imagepipe.imaging import ImageLimits
+    from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
+    from imagepipe.imaging.wand_engine import WandEngine
+
+    limits = ImageLimits(max_pixels=50_000_000, max_frames=500)
+    engines = (WandEngine(limits, magick_status().formats),
+               PillowEngine(limits, available_formats()))
+    source = Image.new("RGBA", (60, 40), (0, 0, 0, 0))
+    source.paste((255, 0, 0, 255), (10, 10, 50, 30))
+    out = io.BytesIO()
+    source.save(out, "PNG")
+    for query in ("resize=100x100&pad=120x120,bg:000&save=fmt:jpg",
+                  "pad=100x100,bg:00f&crop=border&save=fmt:jpg",
+                  "resize=30x30&pad=40x40,bg:f00&save=fmt:png"):
+        wand, pillow = (dirpy(engine, query, out.getvalue()) for engine in engines)
+        assert wand.size == pillow.size, query
+        difference = ImageChops.difference(wand, pillow).convert("L")
+        assert ImageStat.Stat(difference).mean[0] < 3, query
 
 
 def test_more_steps_than_the_model_takes_are_refused():

@@ -113,3 +113,34 @@ def test_nothing_is_admitted_while_closing():
     pool.closing = True
     with pytest.raises(Busy, match="shutting down"):
         pool.writes.submit(str, "w")
+
+
+def test_stopping_fails_the_jobs_still_waiting_and_drains():
+    pool = workers(render_threads=1)
+    lane = pool.renders
+    running = lane.submit(str, "r1", client="a")
+    waiting = lane.submit(str, "r2", client="b")
+    pool.closing = True
+    drained = pool.drain()
+    lane.stop()
+    assert isinstance(waiting.result.value, Busy) and "shutting down" in str(waiting.result.value)
+    waiting.addErrback(lambda _: None)
+    lane.pool.finish("r1")
+    assert running.result == "r1" and lane.pool.jobs == [] and drained.called
+    assert lane.in_flight == 0
+
+
+def test_a_resized_lane_hands_waiting_jobs_to_its_new_threads():
+    lane = workers(threads=1).writes
+    for name in ("w1", "w2", "w3"):
+        lane.submit(str, name)
+    lane.resize(3, 10)
+    assert lane.pool.running() == ["w1", "w2", "w3"]
+
+
+def test_lookups_go_straight_to_the_pool_first_come_first_served():
+    lane = workers().lookups
+    for name, client in (("l1", "a"), ("l2", "a"), ("l3", "b")):
+        lane.submit(str, name, client=client)
+    assert lane.pool.running() == ["l1", "l2", "l3"]  # no holding back for turns
+

@@ -268,12 +268,15 @@ class Engine:
         call = TransformCall(data, info, transform, self._output_format(transform, info, accept),
                              self._planned(upright, transform), _merged(transform, defaults),
                              Deadline(self.limits.time_limit))
-        # Every step checked before decoding on the sizes untrimmed; a step
-        # after a trim is checked again on the size it gets (``steps``).
+        # The steps up to the first that trims are checked before decoding;
+        # the sizes after a trim are known only once its pixels are, so every
+        # step is checked again, on the size it gets, before it resizes (``steps``).
         size = upright
         for step in transform.steps:
             plan = self._planned(size, step)
             self.check_output(plan.fit, call.frames)
+            if step.trim:
+                break
             size = plan.output
         rendered = self._transform(call)
         call.deadline.check()

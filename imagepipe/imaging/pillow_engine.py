@@ -124,9 +124,10 @@ class PillowEngine(Engine):
             call.deadline.check()
             fmt = call.output(picture.alpha)
             count = len(picture.frames) if fmt.animation else 1
-            picture, plan = self.steps(call, picture, _Steps(fmt, count, call.options))
+            picture, plan = self.steps(call, picture, _Steps(fmt, count))
             call.deadline.check()
-            return Rendered(_encode(picture, fmt, call.options), fmt, *plan.output)
+            return Rendered(_encode(_flat(picture, fmt, call.options), fmt, call.options), fmt,
+                            *plan.output)
 
     @contextlib.contextmanager
     def _failures(self, fmt, doing=None):
@@ -255,8 +256,8 @@ class _Picture:
 class _Steps:
     """The pixels of a transform's steps on a ``_Picture`` (each step a new one)."""
 
-    def __init__(self, fmt, count, options):
-        self.format, self.count, self.options = fmt, count, options
+    def __init__(self, fmt, count):
+        self.format, self.count = fmt, count
 
     def size(self, picture):
         return picture.size
@@ -274,25 +275,35 @@ class _Steps:
         return picture.resized(size, self.count, filter_name)
 
     def place(self, picture, plan, canvas):
-        return _placed(picture, self.count, plan, self.format, self.options, canvas)
+        return _placed(picture, self.count, plan, self.format, canvas)
 
 
 def _finish(picture, count, plan, fmt, options, canvas):
     """Crop or pad (on a ``canvas`` colour) a resized picture, then flatten and encode it."""
-    return _encode(_placed(picture, count, plan, fmt, options, canvas), fmt, options)
+    return _encode(_flat(_placed(picture, count, plan, fmt, canvas), fmt, options), fmt, options)
 
 
-def _placed(picture, count, plan, fmt, options, canvas):
-    """The first ``count`` frames cropped or padded (on ``canvas``), flattened for ``fmt``."""
+def _placed(picture, count, plan, fmt, canvas):
+    """The first ``count`` frames cropped, or laid on a ``canvas`` colour by ``plan``.
+
+    A transparent pixel laid on an opaque canvas shows the canvas, as
+    ImageMagick's extent does; flattening what is left waits for the end.
+    """
     frames = picture.frames[:count]
     if plan.crop:
         frames = [_cropped(frame, plan.crop) for frame in frames]
-    if not fmt.alpha:
-        frames = [_flattened(frame, options.background) for frame in frames]
     if plan.canvas:
         fill = _colour(canvas) if fmt.alpha else _colour(canvas)[:3]
         frames = [_padded(frame, plan.canvas, fill) for frame in frames]
     return picture.with_frames(frames)
+
+
+def _flat(picture, fmt, options):
+    """``picture`` laid on the background when ``fmt`` has no alpha."""
+    if fmt.alpha:
+        return picture
+    return picture.with_frames([_flattened(frame, options.background)
+                                for frame in picture.frames])
 
 
 def _cropped(frame, box):
@@ -331,8 +342,14 @@ def _flattened(frame, background):
 
 
 def _padded(frame, box, fill):
-    mode = "RGBA" if len(fill) == 4 else ("L" if frame.mode == "L" and _grey(fill) else "RGB")
-    canvas = Image.new(mode, (box.width, box.height), fill if mode != "L" else fill[0])
+    """``frame`` composited onto a ``fill`` canvas (RGBA: one that may show alpha)."""
+    if len(fill) == 4 or frame.mode == "RGBA":
+        canvas = Image.new("RGBA", (box.width, box.height), fill if len(fill) == 4
+                           else (*fill, 255))
+        canvas.alpha_composite(frame.convert("RGBA"), (box.left, box.top))
+        return canvas if len(fill) == 4 else canvas.convert("RGB")
+    mode = "L" if frame.mode == "L" and _grey(fill) else "RGB"
+    canvas = Image.new(mode, (box.width, box.height), fill[0] if mode == "L" else fill)
     canvas.paste(frame.convert(mode), (box.left, box.top))
     return canvas
 

@@ -71,7 +71,10 @@ CREATE INDEX IF NOT EXISTS results_source ON results (source);
 CREATE INDEX IF NOT EXISTS results_used ON results (used);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_SCHEMA_VERSION = "2"
+# Raised when what the files are changes, not only the index: the cache is
+# emptied at start, since nginx serves its files by name without asking.
+# 3: Dirpy's commands apply in the order written (rotate90 turns the other way).
+_SCHEMA_VERSION = "3"
 _MAX_COMPONENT = 255
 _MAX_EXTENSION = 5  # ".webp"
 _MAX_QUERY = 1024

@@ -108,6 +108,8 @@ class Renderer:
         """In a worker: the ``Result`` of a cache hit on ``name``, or None for a miss."""
         current = source.version(path)
         entry = self.cache.lookup(name)
+        if entry is not None and entry.key != key:
+            entry = None  # made for what this URL meant before (a dialect changed): render anew
         if entry is not None and (current is None or current == entry.version):
             self.cache.touch(name)
         else:

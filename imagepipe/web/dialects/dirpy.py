@@ -259,7 +259,7 @@ def _options(command, value):
     options = {}
     for token in tokens:
         name, colon, text = token.partition(":")
-        if not colon and "x" in name and name not in _CONVERT[command]:
+        if not colon and "x" in name and command != "save" and name not in _CONVERT[command]:
             name, text = "size", _size(token, command)
         elif name not in _CONVERT.get(command, {}):
             raise BadTransform(f"{command}: unknown option {quoted(token)} "
