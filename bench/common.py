@@ -176,6 +176,16 @@ class Server:
         except ProcessLookupError:
             pass
 
+    @property
+    def url(self):
+        """The server's root URL (XML-RPC for imagepipe)."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def images(self):
+        """An imagepipe server's image root (``imagepipe`` puts it there)."""
+        return self.directory / "images"
+
     def log(self):
         """What the server wrote on stdout and stderr."""
         return (self.directory / "output.log").read_text(errors="replace")

@@ -30,10 +30,8 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -51,10 +49,9 @@ from imagepipe.imaging.geometry import Mode
 from imagepipe.node import image_limits
 
 import corpus
-from common import Target, convert_version, cpu_model, free_port, table
+from common import Target, convert_version, cpu_model, imagepipe, table
 
 DEFAULT_PHOTO = "Kleiber_by_Lukas_Baubkus.jpg"
-TWISTD = Path(sys.executable).with_name("twistd")
 
 QUALITY = 85
 SIZES = {"": [1024, 1024], "_m": [250, 250], "_s": [50, 50]}
@@ -176,51 +173,12 @@ def timed(function, repeat, warmup=WARMUP):
     return times
 
 
-class Server:
-    """A ``twistd -n imagepipe`` child process on a free port, stopped on exit."""
-
-    def __init__(self, directory, io_threads, extra_env=None):
-        self.directory = directory
-        self.images = directory / "images"
-        self.io_threads = io_threads
-        self.env = dict(CLEAN_ENV, PYTHONUNBUFFERED="1", **(extra_env or {}))
-        self.port = free_port()
-        self.process = None
-
-    @property
-    def url(self):
-        """The XML-RPC endpoint."""
-        return f"http://127.0.0.1:{self.port}/"
-
-    def __enter__(self):
-        config = write_config(self.directory, self.io_threads, self.port)
-        with open(self.directory / "twistd.log", "wb") as log:
-            self.process = subprocess.Popen(
-                [str(TWISTD), "-n", "--pidfile=", "imagepipe", "-c", str(config)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, env=self.env)
-        self._wait_listening()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def _wait_listening(self, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = (self.directory / "twistd.log").read_text(errors="replace")
-                raise SystemExit(f"store.py: imagepipe exited ({self.process.returncode}):"
-                                 f"\n{log}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise SystemExit(f"store.py: imagepipe did not listen on port {self.port}")
+def Server(directory, io_threads, extra_env=None):
+    """A ``twistd imagepipe`` on a free port with ``io_threads``, stopped on exit."""
+    ini = ("[network]\ninterface = 127.0.0.1\nport = {port}\n"
+           f"[images]\npath = images\nio_threads = {io_threads}\n")
+    env = dict(CLEAN_ENV, PYTHONUNBUFFERED="1", **(extra_env or {}))
+    return imagepipe(directory, ini, "imagepipe", env)
 
 
 def store_arguments(payload, path):
