@@ -79,9 +79,13 @@ SETTINGS = (
     Setting("network", "trusted_proxies", "string_list", "",
             "Addresses or networks of proxies in front (nginx: 127.0.0.1): their "
             "connections count toward max_connections only, not as one client, and "
-            "the client of a request is the rightmost X-Forwarded-For entry that is not "
-            "a trusted proxy (else X-Real-IP): each proxy must append the address it "
-            "saw, as nginx's $proxy_add_x_forwarded_for does."),
+            "the client of a request is what they say in client_address_header."),
+    Setting("network", "client_address_header", "option('x-forwarded-for', 'x-real-ip')",
+            "x-forwarded-for",
+            "The one header in which trusted_proxies name a request's client: "
+            "x-forwarded-for (the rightmost entry that is not a trusted proxy: each proxy "
+            "must append the address it saw, as nginx's $proxy_add_x_forwarded_for "
+            "does) or x-real-ip (which the proxy must set, never pass through)."),
     Setting("replication", "publish", "endpoints", "",
             "ZeroMQ endpoint(s) other nodes connect to for this node's writes.",
             example="tcp://127.0.0.1:8086"),
@@ -365,7 +369,8 @@ def _client_limits(filename, net):
                         body_min_rate=max(1, net["body_min_rate"]),
                         max_connections=min(net["max_connections"], room),
                         max_client_connections=net["max_client_connections"],
-                        max_body_bytes=net["max_body_bytes_in_flight"], exempt=tuple(exempt))
+                        max_body_bytes=net["max_body_bytes_in_flight"], exempt=tuple(exempt),
+                        header=net["client_address_header"])
 
 
 def _check_string_list(value):
@@ -490,6 +495,7 @@ class ClientLimits:
     max_client_connections: int = 64
     max_body_bytes: int = 256 << 20  # request bodies in flight, all connections
     exempt: tuple = ()  # ip_network: addresses (a local proxy) held only to the totals
+    header: str = "x-forwarded-for"  # what a trusted proxy names the client in
 
     def exempts(self, host):
         """True when ``host`` (an address string) is held to the totals only."""
@@ -502,22 +508,23 @@ class ClientLimits:
     def client(self, host, real_ip=None, forwarded_for=None):
         """The client address a request from ``host`` counts against.
 
-        From a trusted proxy it is the rightmost ``X-Forwarded-For`` entry
-        that is not itself a trusted proxy (each proxy appends the address it
-        saw, so the ones before it are the client's own claims), else its
-        ``X-Real-IP`` when that is not a trusted proxy, else the proxy; from
-        anyone else those headers are ignored.  ``None`` for a unix socket
-        with no header to go by.
+        From a trusted proxy it is what the proxy says in the one header
+        ``header`` names: the rightmost ``X-Forwarded-For`` entry that is
+        not itself a trusted proxy (each proxy appends the address it saw,
+        so the entries before are the client's own claims), or its
+        ``X-Real-IP``; else the proxy.  From anyone else the headers are
+        ignored.  ``None`` for a unix socket with no header to go by.
         """
         if host is not None and not self.exempts(host):
             return host
-        for entry in reversed((forwarded_for or "").split(",")):
+        if self.header == "x-real-ip":
+            candidates = [real_ip or ""]
+        else:
+            candidates = reversed((forwarded_for or "").split(","))
+        for entry in candidates:
             address = _address(entry)
             if address is not None and not self.exempts(str(address)):
                 return str(address)
-        address = _address(real_ip or "")
-        if address is not None and not self.exempts(str(address)):
-            return str(address)
         return host
 
 

@@ -127,16 +127,16 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         Move an image, or a list of images to a list of equal length.
         Creates the destination directories.  Returns 'OK'.
         """
-        pairs = arguments.parse_move(self.images.settings.rules, src_path, dst_path)
-        return self.images.move(pairs).addCallback(lambda change: "OK")
+        d = self.images.move(lambda rules: arguments.parse_move(rules, src_path, dst_path))
+        return d.addCallback(lambda change: "OK")
 
     def xmlrpc_delete_image(self, path):
         """delete_image(path)
 
         Delete an image or a list of images; a missing image is fine.  Returns 'OK'.
         """
-        paths = self.images.settings.rules.clean_many(path, "path")
-        return self.images.delete(paths).addCallback(lambda change: "OK")
+        d = self.images.delete(lambda rules: rules.clean_many(path, "path"))
+        return d.addCallback(lambda change: "OK")
 
     def xmlrpc_image_info(self, path):
         """image_info(path)
@@ -145,7 +145,7 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         orientation, bytes, sha256, path}, and the engine that reads it
         with the formats that engine writes: {engine, engine_formats}.
         """
-        return self.images.info(self.images.settings.rules.clean(path, "path"))
+        return self.images.info(lambda rules: rules.clean(path, "path"))
 
 
 def _parse(body):

@@ -1,8 +1,10 @@
 """The image store operations behind the API: validate, render, write.
 
-``ImageStore`` is what every protocol calls, with typed values (clean
-paths, a ``StoreRequest``): it knows no protocol.  Each operation is admitted by
-the worker pool (or refused as busy) and runs its blocking part in a worker
+``ImageStore`` is what every protocol calls: each operation takes a
+``parse(rules, ...)`` from the protocol that turns its arguments into typed
+values (clean paths, a ``StoreRequest``) in the worker, so the store knows
+no protocol and no argument is decoded on the reactor.  Each operation is
+admitted by the worker pool (or refused as busy) and runs in a worker
 thread; every change it makes to the tree is committed inside ``commit``
 (the replication journal, when replication is on) and described by the
 ``Change`` it returns.
@@ -52,19 +54,25 @@ class ImageStore:
         return self.tree.write([(v.path, blob) for v, blob in zip(call.variants, blobs)],
                                self.commit)
 
-    def move(self, pairs):
-        """Rename each clean ``(src, dst)``: a Deferred of the ``Change``."""
-        return self.workers.writes.submit(self.tree.move, pairs, self.commit)
+    def move(self, parse):
+        """Rename each clean ``(src, dst)`` that ``parse(rules)`` gives: a Deferred of the
+        ``Change``.  Like every ``parse`` here, it runs in the worker (a thousand paths
+        are cleaned there, not on the reactor)."""
+        return self._submit(lambda settings: self.tree.move(parse(settings.rules),
+                                                            self.commit))
 
-    def delete(self, paths):
-        """Delete each clean path (a missing one is fine): a Deferred of the ``Change``."""
-        return self.workers.writes.submit(self.tree.delete, paths, self.commit)
+    def delete(self, parse):
+        """Delete each clean path ``parse(rules)`` gives (a missing one is fine): a
+        Deferred of the ``Change``."""
+        return self._submit(lambda settings: self.tree.delete(parse(settings.rules),
+                                                              self.commit))
 
-    def info(self, path):
-        """Deferred of a dict describing the stored image at the clean ``path``."""
-        return self.workers.writes.submit(self._info, path)
+    def info(self, parse):
+        """Deferred of a dict describing the stored image at the path ``parse(rules)`` gives."""
+        return self._submit(self._info, parse)
 
-    def _info(self, clean):
+    def _info(self, settings, parse):
+        clean = parse(settings.rules)
         data = self.tree.read(clean)
         try:
             described = self.engine.inspect(data)

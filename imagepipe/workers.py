@@ -28,9 +28,9 @@ class Lane:
     """Threads and an admission count for one kind of work."""
 
     def __init__(self, owner, what, threads, max_pending, settings, pool=None, fair=True):
-        self.owner = owner
-        self.fair = fair  # False: jobs go straight to the pool's queue, first come first served  # the WorkerPool: its ``closing`` and its idle waiters
-        self.what = what  # "calls" or "renders", for messages
+        self.owner = owner  # the WorkerPool: its ``closing`` and its idle waiters
+        self.fair = fair  # False: jobs go straight to the pool's queue, first come first served
+        self.what = what  # "calls", "renders" or "lookups", for messages
         self.threads = threads
         self.max_pending = max_pending
         self.settings = settings  # the names of the two sizes, for messages
@@ -67,10 +67,11 @@ class Lane:
     def submit(self, function, *args, client=None):
         """Run ``function(*args)`` in this lane; a Deferred of its result.
 
-        Raises ``Busy``.  A free thread takes the next job of the waiting
-        ``client`` (an address, or None) with the fewest jobs running, the
-        one served longest ago among equals: a client with many jobs queued
-        cannot make another's wait behind all of them.
+        Raises ``Busy``.  In a fair lane a free thread takes the next job of
+        the waiting ``client`` (an address, or None) with the fewest jobs
+        running, the one served longest ago among equals: a client with many
+        jobs queued cannot make another's wait behind all of them.  In a lane
+        that is not fair, jobs wait in the pool's own queue, oldest first.
         """
         self.admit()
         self.in_flight += 1

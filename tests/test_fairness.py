@@ -1,6 +1,7 @@
 """Reads never lock out writes: on-the-fly renders and XML-RPC calls have separate
 capacity, and one client address may hold only so many renders in flight."""
 
+import dataclasses
 import ipaddress
 import json
 import threading
@@ -92,7 +93,8 @@ def hold(node, origin, paths_and_addresses):
 
 
 def test_one_client_past_max_client_renders_gets_429_with_retry_after(held):
-    node, origin = held(network__trusted_proxies="127.0.0.1")
+    node, origin = held(network__trusted_proxies="127.0.0.1",
+                        network__client_address_header="x-real-ip")
     threads, answers = hold(node, origin, [("/r/w:10/held/a1.jpg", "10.0.0.1"),
                                            ("/r/w:10/held/a2.jpg", "10.0.0.1")])
     try:
@@ -137,23 +139,27 @@ def test_status_reports_each_lane(make_server):
     assert (lanes["threads"], lanes["capacity"], lanes["in_flight"]) == (3, 8, 0)
     assert lanes["renders"] == {"threads": 2, "capacity": 6, "in_flight": 0, "fetching": 0,
                                 "clients": 0, "max_client_renders": 6}
+    assert lanes["lookups"] == {"threads": 2, "in_flight": 0}
 
 
 PROXIES = ClientLimits(exempt=(ipaddress.ip_network("127.0.0.1"),
                                ipaddress.ip_network("10.1.0.0/16")))
+REAL_IP = dataclasses.replace(PROXIES, header="x-real-ip")
 
 
-@pytest.mark.parametrize("host, real_ip, forwarded, client", [
-    ("192.0.2.7", "10.0.0.1", "10.0.0.2", "192.0.2.7"),  # not a proxy: headers ignored
-    ("127.0.0.1", "10.0.0.1", None, "10.0.0.1"),  # X-Real-IP without X-Forwarded-For
-    ("127.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2"),  # what the proxy appended wins
-    ("127.0.0.1", "127.0.0.1", None, "127.0.0.1"),  # a proxy's own address: the proxy
-    ("127.0.0.1", None, "198.51.100.1, 10.0.0.2", "10.0.0.2"),  # the rightmost entry
-    ("127.0.0.1", None, "198.51.100.1, 10.0.0.2, 10.1.4.4", "10.0.0.2"),  # past proxies
-    ("127.0.0.1", "not an address", "also not", "127.0.0.1"),  # nothing usable: the proxy
-    ("127.0.0.1", " 2001:db8::1 ", None, "2001:db8::1"),
-    (None, None, None, None),  # a unix socket, no header: not counted
-    (None, "10.0.0.1", None, "10.0.0.1"),  # a unix socket behind nginx
+@pytest.mark.parametrize("limits, host, real_ip, forwarded, client", [
+    (PROXIES, "192.0.2.7", "10.0.0.1", "10.0.0.2", "192.0.2.7"),  # not a proxy: ignored
+    (PROXIES, "127.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2"),  # X-Forwarded-For only
+    (PROXIES, "127.0.0.1", "10.0.0.1", None, "127.0.0.1"),
+    (PROXIES, "127.0.0.1", None, "198.51.100.1, 10.0.0.2", "10.0.0.2"),  # the rightmost
+    (PROXIES, "127.0.0.1", None, "198.51.100.1, 10.0.0.2, 10.1.4.4", "10.0.0.2"),
+    (PROXIES, "127.0.0.1", None, "not an address", "127.0.0.1"),  # nothing usable
+    (PROXIES, None, None, None, None),  # a unix socket, no header: not counted
+    (PROXIES, None, None, "10.0.0.1", "10.0.0.1"),  # a unix socket behind nginx
+    (REAL_IP, "127.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1"),  # X-Real-IP only
+    (REAL_IP, "127.0.0.1", " 2001:db8::1 ", None, "2001:db8::1"),
+    (REAL_IP, "127.0.0.1", "127.0.0.1", None, "127.0.0.1"),  # a proxy's own: the proxy
+    (REAL_IP, "127.0.0.1", None, "10.0.0.2", "127.0.0.1"),
 ])
-def test_the_client_of_a_request(host, real_ip, forwarded, client):
-    assert PROXIES.client(host, real_ip, forwarded) == client
+def test_the_client_of_a_request(limits, host, real_ip, forwarded, client):
+    assert limits.client(host, real_ip, forwarded) == client

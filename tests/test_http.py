@@ -120,6 +120,21 @@ def test_other_spellings_of_a_cached_picture_are_linked_not_rendered(node):
     assert linked.stat().st_nlink >= 3  # one file, several names
 
 
+def test_a_hit_too_large_to_hold_is_streamed_from_its_file(node):
+    (node.root / "photos" / "grainy.jpg").write_bytes(photo(640, 360))
+    path = "/r/w:640/f:png/photos/grainy.jpg"  # a PNG of film grain: well over 64 KiB
+    first = get(node, path)
+    before = counts(node)["cache_hits"]
+    again = get(node, path)
+    head = get(node, path, method="HEAD")
+    assert first.status == again.status == head.status == 200
+    assert len(first.body) > 64 << 10 and again.body == first.body
+    assert again.getheader("Content-Length") == head.getheader("Content-Length") == str(
+        len(first.body))
+    assert again.getheader("ETag") == head.getheader("ETag") == first.getheader("ETag")
+    assert counts(node)["cache_hits"] == before + 2
+
+
 def test_head_gives_the_headers_without_the_body(node):
     response = get(node, "/r/w:33/photos/wide.jpg", method="HEAD")
     assert response.status == 200 and response.body == b""

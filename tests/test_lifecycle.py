@@ -60,11 +60,11 @@ def test_status_reports_calls_in_flight(server):
 
 
 def test_status_reports_how_late_the_reactor_runs(server):
-    wait_for(lambda: status(server)["reactor_lag"]["ticks"] >= 20, what="20 probe ticks")
+    wait_for(lambda: status(server)["reactor_lag"]["ticks"] >= 150, what="1.5 s of ticks")
     lag = status(server)["reactor_lag"]
-    assert set(lag) == {"ticks", "p50_ms", "p99_ms", "max_ms"}
-    assert 0 <= lag["p50_ms"] <= lag["p99_ms"] <= lag["max_ms"]
-    assert status(server, "?lag_seconds=1")["reactor_lag"]["ticks"] <= 100
+    assert set(lag) == {"ticks", "p50_ms", "p99_ms", "max_ms"} and lag["ticks"] >= 150
+    assert 0 <= lag["p50_ms"] and lag["max_ms"] < 1000  # an idle node fires on time
+    assert status(server, "?lag_seconds=1")["reactor_lag"]["ticks"] == 100
     with pytest.raises(urllib.error.HTTPError) as refused:
         status(server, "?lag_seconds=0")
     assert refused.value.code == 400 and b"lag_seconds" in refused.value.read()

@@ -10,15 +10,11 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from imagepipe.auth import Authenticator
 from imagepipe.errors import Busy, ClientError, OperationFailed, TooLarge
-from imagepipe.paths import PathRules
 from imagepipe.rpc import ImagepipeRPC
-from imagepipe.store import StoreSettings
 
 
 class RaisingStore:
     """Answers every call by failing with a given exception."""
-
-    settings = StoreSettings(PathRules(), 85)
 
     def __init__(self, error):
         self.error = error

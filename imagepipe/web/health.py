@@ -97,7 +97,8 @@ class Health(resource.Resource):
             request.setResponseCode(503)
             return json.dumps({"ok": False, "error": str(error)}).encode()
         d.addCallback(self._answer, request)
-        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
+        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure,
+                                            self.workers.closing))
         return server.NOT_DONE_YET
 
     def _answer(self, results, request):

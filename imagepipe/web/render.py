@@ -10,6 +10,7 @@ stores the result.  Concurrent identical requests share one render
 ``imagepipe.web.statuses``.
 """
 
+import dataclasses
 import hashlib
 import os
 from collections import Counter
@@ -34,8 +35,9 @@ from imagepipe.web.statuses import error_page, status_of
 from imagepipe.imaging.transform import BadTransform
 
 # A cache hit up to this size is read into memory by the worker that looked
-# it up; a larger one is streamed from its file as the socket takes it.
-INLINE_BYTES = 4 << 20
+# it up; a larger one is streamed from the file that worker opened, as the
+# socket takes it, so a client that does not read holds no more than this.
+INLINE_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,12 @@ class Result:
     """What to answer: a cached file (``entry``) or bytes rendered but not cached."""
 
     format: object  # imagepipe.imaging.formats.Format
-    entry: object = None  # imagepipe.web.cache.Entry
+    entry: object = None  # imagepipe.web.cache.Entry, as the file opened for it is
     data: bytes = b""
     modified: float | None = None
     etag: str = ""  # of uncached bytes: a hash of them
+    handle: object = None  # a hit too large to hold: its file, opened, to stream
+    rendered: bool = False  # made by this request's render (not found in the cache)
 
 
 class Renderer:
@@ -89,7 +93,7 @@ class Renderer:
         source = self.sources[kind]
         key = cache_key(kind, request, suffix)
         if self.cache is None or name is None:
-            return self._miss(source, request, name, key, accept, client)
+            return self._miss(source, request, name, key, accept, client, body)
         try:
             d = self.workers.lookups.submit(self._cached, source, request.source, name, key,
                                             body, client=client)
@@ -98,14 +102,19 @@ class Renderer:
 
         def looked_up(hit):
             if hit is None:
-                return self._miss(source, request, name, key, accept, client)
+                return self._miss(source, request, name, key, accept, client, body)
             self.counts["cache_hits"] += 1
             return hit
 
         return d.addCallback(looked_up)
 
     def _cached(self, source, path, name, key, body):
-        """In a worker: the ``Result`` of a cache hit on ``name``, or None for a miss."""
+        """In a worker: the ``Result`` of a cache hit on ``name``, or None for a miss.
+
+        The file is opened here and described by what was opened (its
+        ETag and length are those of the bytes sent); up to ``INLINE_BYTES``
+        are read here, a larger one is handed over open, to be streamed.
+        """
         current = source.version(path)
         entry = self.cache.lookup(name)
         if entry is not None and entry.key != key:
@@ -116,16 +125,21 @@ class Renderer:
             entry = self.cache.share(name, key, current)
         if entry is None:
             return None
-        data = b""
-        if body and entry.size <= INLINE_BYTES:
-            try:
-                with open(entry.path, "rb") as handle:
-                    data = handle.read()
-            except OSError:  # evicted since the lookup: render it again
-                return None
-        return Result(by_name(entry.format), entry=entry, data=data)
+        try:
+            handle = open(entry.path, "rb")
+        except OSError:  # evicted since the lookup: render it again
+            return None
+        info = os.fstat(handle.fileno())
+        entry = dataclasses.replace(entry, size=info.st_size, mtime=info.st_mtime)
+        if not body or info.st_size > INLINE_BYTES:
+            if not body:
+                handle.close()
+                handle = None
+            return Result(by_name(entry.format), entry=entry, handle=handle)
+        with handle:
+            return Result(by_name(entry.format), entry=entry, data=handle.read())
 
-    def _miss(self, source, request, name, key, accept, client):
+    def _miss(self, source, request, name, key, accept, client, body=True):
         """Render ``request``, or join the identical render in flight."""
         waiting = self._flights.get(key)
         if waiting is not None:
@@ -140,7 +154,7 @@ class Renderer:
                     f"({self.settings.max_client_renders}) renders in flight; retry later"))
             self.by_client[client] += 1
         self._flights[key] = []
-        d = self._render(source, request, name, key, accept, client)
+        d = self._render(source, request, name, key, accept, client, body)
         d.addBoth(self._land, key, client)
         return d
 
@@ -149,8 +163,8 @@ class Renderer:
             self.by_client[client] -= 1
             if not self.by_client[client]:
                 del self.by_client[client]
-        if isinstance(outcome, Result) and outcome.data:
-            self.counts["renders"] += 1
+        if isinstance(outcome, Result):
+            self.counts["renders" if outcome.rendered else "cache_hits"] += 1
         for waiting in self._flights.pop(key):
             if isinstance(outcome, Failure):
                 waiting.errback(outcome)
@@ -158,12 +172,12 @@ class Renderer:
                 waiting.callback(outcome)
         return outcome
 
-    def _render(self, source, request, name, key, accept, client):
+    def _render(self, source, request, name, key, accept, client, body=True):
         renders = self.workers.renders
         try:
             if source.blocking:  # the job reads the source itself
                 return renders.submit(self._job, source, None, request, name, key, accept,
-                                      client=client)
+                                      body, client=client)
             # Fetches count against the same admission as renders: a source
             # held in memory waiting for a thread is a render in flight.
             renders.admit(waiting=self.fetching)
@@ -178,11 +192,23 @@ class Renderer:
 
         d.addBoth(fetched)
         d.addCallback(lambda data: renders.submit(self._job, source, data, request, name, key,
-                                                  accept, client=client))
+                                                  accept, body, client=client))
         return d
 
-    def _job(self, source, fetched, request, name, key, accept):
-        """In a worker: read (tree), render, store; the ``Result``."""
+    def _job(self, source, fetched, request, name, key, accept, body=True):
+        """In a worker: read (tree), render, store; the ``Result``.
+
+        An identical request that looked the cache up before this one's
+        render was stored, and arrived once it had landed, finds it here
+        rather than rendering it again.
+        """
+        if self.cache is not None and name is not None:
+            hit = self._cached(source, request.source, name, key, body)
+            if hit is not None and hit.handle is not None:
+                with hit.handle:  # the requests sharing this flight cannot share one file
+                    hit = dataclasses.replace(hit, data=hit.handle.read(), handle=None)
+            if hit is not None:
+                return hit
         if fetched is None:  # a tree source: the engine reads it (in a child, the child does)
             rendered, version, modified = self.engine.transform_source(
                 source.tree, request.source, request.transform, self.defaults, accept)
@@ -201,7 +227,7 @@ class Renderer:
                 entry = None
         etag = "" if entry else f'"{hashlib.sha256(rendered.data).hexdigest()[:24]}"'
         return Result(rendered.format, entry=entry, data=rendered.data,
-                      modified=fetched.modified, etag=etag)
+                      modified=fetched.modified, etag=etag, rendered=True)
 
 
 def cache_key(kind, request, suffix=""):
@@ -275,6 +301,14 @@ class Mount(resource.Resource):
         return parsed, name, accept, suffix
 
     def _send(self, result, request, parsed):
+        try:
+            self._respond(result, request, parsed)
+        finally:
+            if result.handle is not None and not result.handle.closed \
+                    and not getattr(request, "producer", None):
+                result.handle.close()  # not streamed: answered otherwise, or gone
+
+    def _respond(self, result, request, parsed):
         if request.finished or request._disconnected:
             return
         auto = parsed.transform.format == "auto"
@@ -312,17 +346,9 @@ class Mount(resource.Resource):
                 request.write(result.data)
             request.finish()
             return
-        # A hit too large to hold in memory: sent from its file as the socket takes it.
-        try:
-            handle = open(entry.path, "rb")
-        except OSError:  # evicted between the lookup and now
-            request.setResponseCode(503)
-            request.setHeader(b"retry-after", b"1")
-            request.setHeader(b"cache-control", b"no-store")
-            request.finish()
-            return
-        request.setHeader(b"content-length", str(os.fstat(handle.fileno()).st_size).encode())
-        NoRangeStaticProducer(request, handle).start()
+        # A hit too large to hold: streamed from the file the lookup opened.
+        request.setHeader(b"content-length", str(entry.size).encode())
+        NoRangeStaticProducer(request, result.handle).start()
 
     def _error(self, request, error, failure=None):
         """An error answer: at once (parsing, ``failure`` None) or once the work failed."""

@@ -136,6 +136,8 @@ class Status(resource.Resource):
             "threads": calls.threads,
             "renders": {"in_flight": renders.in_flight, "capacity": renders.capacity,
                         "threads": renders.threads},
+            "lookups": {"in_flight": self.workers.lookups.in_flight,
+                        "threads": self.workers.lookups.threads},
             "shutting_down": self.workers.closing,
             "connections": request.channel.site.connections,
             "body_bytes_in_flight": request.channel.site.body_bytes,
