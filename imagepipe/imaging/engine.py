@@ -16,10 +16,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from zope.interface import implementer
+
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import geometry, memory
 from imagepipe.imaging.formats import (by_name, declared_frames, declared_size, jpeg_scan_floor,
                                       metadata_bytes, sniff)
+from imagepipe.imaging.interfaces import IEngine
 from imagepipe.imaging.vocabulary import MAX_SIDE
 
 _ALLOWED_TEXT = "JPEG, PNG, GIF, WebP, AVIF, HEIC"
@@ -146,6 +149,7 @@ class TransformCall:
         return chosen
 
 
+@implementer(IEngine)
 class Engine:
     """Base of the engines: checks and planning; subclasses do the pixels."""
 

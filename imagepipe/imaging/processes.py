@@ -44,8 +44,11 @@ import sys
 import threading
 import time
 
+from zope.interface import implementer
+
 from imagepipe import errors
 from imagepipe.errors import ImagepipeError, OperationFailed, TooLarge
+from imagepipe.imaging.interfaces import ITransformer
 
 _LENGTH = struct.Struct("!I")
 _REPLY = struct.Struct("!BIII")  # flags, width, height, length of the text
@@ -258,6 +261,7 @@ class RenderProcesses:
             child.process.wait()
 
 
+@implementer(ITransformer)
 class ProcessEngine:
     """The node's engine with its transforms made in render processes.
 

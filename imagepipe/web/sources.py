@@ -1,24 +1,17 @@
 """Where on-the-fly sources come from: the stored tree, or HTTP origins.
 
-What every source offers the renderer
-(``imagepipe.web.render``):
-
-* ``version(path)``: a cheap text naming the current content, checked on
-  every request that reaches imagepipe to tell whether a cached result is
-  still good; None when it cannot be known without fetching (then a cached
-  result is trusted until it is evicted or invalidated);
-* ``blocking``: True for a source read synchronously inside the render job
-  (``read(path)``, the tree: no thread hop for local files); False for one
-  fetched first (``fetch(path)``, a Deferred of ``Fetched``);
-* either raises or fails with ``SourceMissing`` when there is no such source.
-
-An S3 source fits the same shape: ``version`` from a HEAD's ETag or None,
-``fetch`` a GET.
+Every source provides ``ISource`` (``version`` and ``blocking``), and one
+of the two ways of getting the bytes: ``IReadSource`` (the tree: read in
+the render job, no thread hop for local files) or ``IFetchSource`` (HTTP
+origins: fetched first, asynchronously).  Either raises or fails with
+``SourceMissing`` when there is no such source.  An S3 source fits the
+same shapes.
 """
 
 from dataclasses import dataclass
 
 from twisted.application.service import Service
+from zope.interface import Attribute, Interface, implementer
 
 from imagepipe.tree import version_of
 
@@ -32,6 +25,36 @@ class Fetched:
     modified: float | None = None  # seconds since the epoch, when known
 
 
+class ISource(Interface):
+    """Where the sources of one kind come from."""
+
+    blocking = Attribute("True: read in the render job (IReadSource); False: fetched "
+                         "first (IFetchSource).")
+
+    def version(path):
+        """A cheap text naming the current content of ``path``, checked on every request
+        to tell whether a cached result is still good; None when it cannot be known
+        without fetching (a cached result is then trusted until it is evicted)."""
+
+
+class IReadSource(ISource):
+    """Sources read synchronously, in the render job's thread."""
+
+    tree = Attribute("The imagepipe.tree.Tree the sources are files of (engines read it).")
+
+    def read(path):
+        """``Fetched`` for ``path``; raises ``SourceMissing`` when there is none."""
+
+
+class IFetchSource(ISource):
+    """Sources fetched asynchronously before the render job."""
+
+    def fetch(path):
+        """A Deferred of ``Fetched`` for ``path``; fails with ``SourceMissing``, or
+        ``OriginError`` / ``OriginTimeout`` / ``SourceTooLarge``."""
+
+
+@implementer(IReadSource)
 class TreeSource:
     """Sources are files of the stored tree (``imagepipe.tree.Tree``)."""
 
@@ -50,6 +73,7 @@ class TreeSource:
         return Fetched(*self.tree.source(path))
 
 
+@implementer(IFetchSource)
 class OriginSource(Service):
     """Sources are fetched from HTTP origins (``imagepipe.web.origins.HttpOrigins``).
 
