@@ -3,7 +3,8 @@
 ``Server`` writes a config file, starts ``twistd -n imagepipe`` as a child
 process and waits for its port to accept connections (an event, not a
 sleep).  Outputs are decoded with Pillow, never with imagepipe's own code.
-The sample pictures are in ``samples.py``.
+The sample pictures are in ``samples.py``; ports, waiting and scripted origins in
+``support/``.
 """
 
 import base64
@@ -13,33 +14,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import xmlrpc.client
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from support.net import free_port, wait_for  # noqa: F401 - the tests take them from here too
+
 ROOT = Path(__file__).resolve().parent.parent
 TWISTD = str(Path(sys.executable).with_name("twistd"))
-
-
-def free_port():
-    """A TCP port that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout=30.0, interval=0.02, what="condition"):
-    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def render_config(sections):
@@ -221,3 +205,24 @@ def engine(request):
     from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
 
     return PillowEngine(limits, available_formats())
+
+
+@pytest.fixture
+def make_origin():
+    """Start scripted origins; all are stopped after the test."""
+    started = []
+
+    from support.origins import Origin
+
+    def make(host="127.0.0.1", port=0):
+        started.append(Origin(host, port))
+        return started[-1]
+
+    yield make
+    for origin in started:
+        origin.stop()
+
+
+@pytest.fixture
+def origin(make_origin):
+    return make_origin()

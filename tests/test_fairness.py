@@ -14,7 +14,7 @@ from conftest import b64, picture, wait_for
 from imagepipe.config import ClientLimits
 from samples import photo
 from test_http import get
-from test_origins import image, make_origin, stall  # noqa: F401 - make_origin: a fixture
+from support.origins import image, stall
 
 
 def status(node):

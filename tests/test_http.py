@@ -7,13 +7,13 @@ checked here; nginx in front is in ``test_nginx.py``, replication in
 ``test_replication.py``.
 """
 
+import hashlib
 import http.client
 import http.server
 import io
 import json
 import os
 import threading
-import time
 import xmlrpc.client
 
 import pytest
@@ -21,6 +21,7 @@ from PIL import Image
 
 from conftest import Server, b64, durations, opened, picture, wait_for
 from samples import photo
+from support.origins import IMAGE, Origin, delayed, image
 from imagepipe.cli import sign
 
 WANELO = "shop/abc/def/012/3456789abcdef0123456789"
@@ -405,70 +406,44 @@ def test_xmlrpc_still_works_beside_the_mounts(node):
         node.proxy().store_image("!!!", "rpc/y.jpg")
 
 
-class _Origin(http.server.ThreadingHTTPServer):
-    """A real HTTP origin on loopback: ``files`` by path, optional delay; counts requests."""
-
-    daemon_threads = True
-
-    def __init__(self, host="127.0.0.1"):
-        self.files, self.delay, self.requests = {}, 0.0, []
-        super().__init__((host, 0), _OriginHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://{self.server_address[0]}:{self.server_address[1]}/base/"
-
-
-class _OriginHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        time.sleep(self.server.delay)
-        data = self.server.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("ETag", f'"{hash(data) & 0xffff:x}"')
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+def serving(origin, files):
+    """``origin`` answering each of ``files`` ({path: bytes}) as a JPEG with an ETag."""
+    for path, data in files.items():
+        origin.routes[path] = image(data, ("Content-Type", "image/jpeg"),
+                                    ("ETag", f'"{hashlib.sha256(data).hexdigest()[:16]}"'))
+    return origin
 
 
 @pytest.fixture(scope="module")
 def origins(tmp_path_factory):
-    master, fallback, private = _Origin(), _Origin(), _Origin("127.0.0.2")
-    master.files["/base/m.jpg"] = picture(200, 100)
-    fallback.files["/base/f.jpg"] = picture(100, 200)
-    master.files["/base/slow.jpg"] = picture(10, 10)
-    master.files["/base/huge.jpg"] = picture(800, 800, quality=100)
+    master = serving(Origin(), {"/base/m.jpg": picture(200, 100),
+                                "/base/slow.jpg": picture(10, 10),
+                                "/base/huge.jpg": picture(800, 800, quality=100)})
+    fallback = serving(Origin(), {"/base/f.jpg": picture(100, 200)})
+    private = Origin("127.0.0.2")
     server = Server(tmp_path_factory.mktemp("origins"))
     server.sections["http"] = {
         "phizer": {"enabled": "true", "sizes": {"s": "50x50 max"}},
-        "origins": {"master": master.url, "fallbacks": f"{fallback.url}, {private.url}",
+        "origins": {"master": master.url() + "base/",
+                    "fallbacks": f"{fallback.url()}base/, {private.url()}base/",
                     "allow": "127.0.0.1/32", "read_timeout": "1", "max_bytes": "60KB"},
     }
     server.start()
     yield server, master, fallback, private
     server.stop()
     for origin in (master, fallback, private):
-        origin.shutdown()
-        origin.server_close()
+        origin.stop()
 
 
 def test_origins_serve_from_the_master_then_the_fallbacks(origins):
     node, master, fallback, private = origins
     assert opened(get(node, "/phizer/s/m.jpg").body).size == (50, 25)
     assert opened(get(node, "/phizer/s/f.jpg").body).size == (25, 50)
-    assert "/base/f.jpg" in master.requests and "/base/f.jpg" in fallback.requests
-    assert private.requests == []  # 127.0.0.2 is not allow-listed: never contacted
-    again = len(master.requests)
+    assert "/base/f.jpg" in master.paths() and "/base/f.jpg" in fallback.paths()
+    assert private.paths() == []  # 127.0.0.2 is not allow-listed: never contacted
+    again = len(master.paths())
     assert get(node, "/phizer/s/m.jpg").status == 200
-    assert len(master.requests) == again  # served from the result cache
+    assert len(master.paths()) == again  # served from the result cache
 
 
 @pytest.mark.parametrize("path, status, message", [
@@ -479,11 +454,9 @@ def test_origins_serve_from_the_master_then_the_fallbacks(origins):
 ])
 def test_origin_failures_have_their_status(origins, path, status, message):
     node, master, _, _ = origins
-    master.delay = 2.0 if "slow" in path else 0.0
-    try:
-        response = get(node, path)
-    finally:
-        master.delay = 0.0
+    if "slow" in path:  # past the node's read_timeout of 1 s
+        master.routes[path.replace("/phizer/s/", "/base/")] = delayed(2.0, image(IMAGE))
+    response = get(node, path)
     assert response.status == status, response.body
     assert message in response.body.decode()
     assert get(node, "/phizer/s/m.jpg").status == 200

@@ -9,19 +9,15 @@ each answer one JSON line on its stdout.
 
 import hashlib
 import json
-import select
 import socket
-import socketserver
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from imagepipe.web.origins import OriginSettings, refused_address
+from support.origins import IMAGE, dribble, endless, image, readable, redirect, stall, status
 
-IMAGE = b"\xff\xd8\xff\xe0 not really a JPEG, but bytes are bytes"
 QUICK = 0.3  # seconds, for the timeout tests
 LIMIT = 10_000  # max_bytes for the size tests
 
@@ -185,155 +181,6 @@ def test_https_is_accepted():
     assert OriginSettings("https://img.example.com/").master == "https://img.example.com/"
 
 
-# Scripted origins ----------------------------------------------------------------
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def server_bind(self):
-        socketserver.TCPServer.server_bind(self)  # no reverse DNS lookup of the address
-        self.server_name, self.server_port = self.server_address[:2]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def setup(self):
-        super().setup()
-        self.server.origin.connections += 1
-
-    def do_GET(self):
-        origin = self.server.origin
-        origin.seen.append((self.path, self.headers.get("Host")))
-        origin.routes.get(self.path, status(404))(self)
-
-    def log_message(self, *args):
-        pass
-
-
-class Origin:
-    """An HTTP origin on a loopback address; ``routes`` maps paths to answers."""
-
-    def __init__(self, host="127.0.0.1", port=0):
-        self.host = host
-        self.routes = {}
-        self.seen = []  # (path, Host header) of every request
-        self.connections = 0
-        self.cut = threading.Event()  # the client dropped a connection mid-answer
-        self.release = threading.Event()  # ends the stalled answers
-        self.server = _Server((host, port), _Handler)
-        self.server.origin = self
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
-                                       daemon=True)
-        self.thread.start()
-
-    @property
-    def port(self):
-        return self.server.server_address[1]
-
-    def url(self, host=None):
-        return f"http://{host or self.host}:{self.port}/"
-
-    def paths(self):
-        return [path for path, _ in self.seen]
-
-    def stop(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def send(handler, code, body=b"", headers=()):
-    handler.send_response(code)
-    for name, value in headers:
-        handler.send_header(name, value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def image(body=IMAGE, *headers):
-    return lambda handler: send(handler, 200, body, headers)
-
-
-def status(code):
-    return lambda handler: send(handler, code, b"an error page\n")
-
-
-def redirect(location, code=302):
-    return lambda handler: send(handler, code, headers=[("Location", location)])
-
-
-def _readable(stream, seconds):
-    """True once ``stream`` has data or end of file (poll: no limit on descriptor numbers)."""
-    poller = select.poll()
-    poller.register(stream, select.POLLIN)
-    return bool(poller.poll(seconds * 1000))
-
-
-def stall(handler):
-    """Answer nothing; note when the client drops the connection."""
-    origin = handler.server.origin
-    handler.close_connection = True
-    while not origin.release.is_set():
-        if _readable(handler.connection, 0.05):
-            try:
-                dropped = handler.connection.recv(1) == b""
-            except ConnectionResetError:
-                dropped = True
-            if dropped:
-                origin.cut.set()
-            return
-
-
-def dribble(handler):
-    """A declared body of 1000 bytes, sent one byte at a time, slowly."""
-    origin = handler.server.origin
-    handler.close_connection = True
-    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-    try:
-        while not origin.release.wait(0.05):
-            handler.wfile.write(b"x")
-    except OSError:
-        origin.cut.set()
-
-
-def endless(head, chunked=False):
-    """``head`` then body bytes until the client drops the connection (or 256 MiB)."""
-    block = b"x" * 65536
-    if chunked:
-        block = b"%x\r\n%s\r\n" % (len(block), block)
-
-    def route(handler):
-        handler.close_connection = True
-        try:
-            handler.wfile.write(head)
-            for _ in range(4096):
-                handler.wfile.write(block)
-        except OSError:
-            handler.server.origin.cut.set()
-    return route
-
-
-@pytest.fixture
-def make_origin():
-    """Start scripted origins; all are stopped after the test."""
-    started = []
-
-    def make(host="127.0.0.1", port=0):
-        started.append(Origin(host, port))
-        return started[-1]
-
-    yield make
-    for origin in started:
-        origin.stop()
-
-
-@pytest.fixture
-def origin(make_origin):
-    return make_origin()
-
-
 def backlogged_port():
     """A listening port whose accept queue is full: a new connection never completes."""
     listener = socket.socket()
@@ -369,7 +216,7 @@ class Driver:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         while True:  # an answer to an earlier request that timed out is skipped
-            if not _readable(self.process.stdout, 30):
+            if not readable(self.process.stdout, 30):
                 raise AssertionError("the driver did not answer within 30 s")
             line = self.process.stdout.readline()
             if not line:

@@ -4,9 +4,7 @@ import concurrent.futures
 import hashlib
 import http.client
 import json
-import random
 import signal
-import socket
 import time
 import xmlrpc.client
 
@@ -15,26 +13,9 @@ import zmq
 
 from conftest import Server, b64, opened, picture, wait_for
 from samples import photo
+from support.net import free_pair
 from imagepipe.replication import messages
 from imagepipe.replication.messages import FileEntry, Message
-
-
-def free_pair():
-    """A port P with P + 1 also free (publish and sync)."""
-    while True:
-        port = random.randint(20000, 60000)
-        sockets = []
-        try:
-            for candidate in (port, port + 1):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", candidate))
-                sockets.append(sock)
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
 
 
 class Cluster:

@@ -1,0 +1,41 @@
+"""Ports and waiting: what every end-to-end test needs of the network and of time."""
+
+import random
+import socket
+import time
+
+
+def free_port():
+    """A TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30.0, interval=0.02, what="condition"):
+    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def free_pair():
+    """A port P with P + 1 also free (publish and sync)."""
+    while True:
+        port = random.randint(20000, 60000)
+        sockets = []
+        try:
+            for candidate in (port, port + 1):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", candidate))
+                sockets.append(sock)
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
