@@ -97,3 +97,32 @@ def test_a_landed_render_releases_its_client(outcome):
     d = render.workers.renders.jobs[0][0]
     getattr(d, outcome)("done" if outcome == "callback" else OperationFailed("x"))
     assert not render.by_client and not render._flights
+
+
+def test_a_head_and_a_get_sharing_a_flight_both_get_the_picture(tmp_path):
+    from imagepipe.tree import Tree
+    from imagepipe.web.cache import ResultCache
+    from imagepipe.web.render import cache_key
+    from imagepipe.web.sources import TreeSource as Source
+
+    (tmp_path / "a.jpg").write_bytes(b"source bytes")
+    render = renderer()
+    render.cache = ResultCache(str(tmp_path / "cache"), 1 << 20, "test")
+    render.sources = {"tree": Source(Tree(str(tmp_path), 0o022))}
+    render.workers.lookups = Lane()  # lookups fired by hand, like the renders
+    request = Request("a.jpg", Transform(width=100))
+    outcomes = {}
+    for method, body in (("HEAD", False), ("GET", True)):
+        d = render.answer("tree", request, "r/w:100/a.jpg", (), "", None, body)
+        d.addBoth(lambda result, method=method: outcomes.setdefault(method, result))
+    for d, _, _ in render.workers.lookups.jobs:
+        d.callback(None)  # both missed: the HEAD renders, the GET joins its flight
+    assert len(render.workers.renders.jobs) == 1
+    # Meanwhile another render of the same picture was stored; the job finds it.
+    key = cache_key("tree", request)
+    version = render.sources["tree"].version("a.jpg")
+    render.cache.store("r/w:100/a.jpg", key, "a.jpg", version, b"the picture", "jpg")
+    job, args, _ = render.workers.renders.jobs[0]
+    job.callback(render._job(*args))
+    assert outcomes["HEAD"].data == outcomes["GET"].data == b"the picture"
+    assert render.counts["cache_hits"] == 1 and render.counts["renders"] == 0

@@ -93,7 +93,7 @@ class Renderer:
         source = self.sources[kind]
         key = cache_key(kind, request, suffix)
         if self.cache is None or name is None:
-            return self._miss(source, request, name, key, accept, client, body)
+            return self._miss(source, request, name, key, accept, client)
         try:
             d = self.workers.lookups.submit(self._cached, source, request.source, name, key,
                                             body, client=client)
@@ -102,7 +102,7 @@ class Renderer:
 
         def looked_up(hit):
             if hit is None:
-                return self._miss(source, request, name, key, accept, client, body)
+                return self._miss(source, request, name, key, accept, client)
             self.counts["cache_hits"] += 1
             return hit
 
@@ -131,15 +131,15 @@ class Renderer:
             return None
         info = os.fstat(handle.fileno())
         entry = dataclasses.replace(entry, size=info.st_size, mtime=info.st_mtime)
-        if not body or info.st_size > INLINE_BYTES:
-            if not body:
-                handle.close()
-                handle = None
+        if not body:
+            handle.close()
+            return Result(by_name(entry.format), entry=entry)
+        if info.st_size > INLINE_BYTES:
             return Result(by_name(entry.format), entry=entry, handle=handle)
         with handle:
             return Result(by_name(entry.format), entry=entry, data=handle.read())
 
-    def _miss(self, source, request, name, key, accept, client, body=True):
+    def _miss(self, source, request, name, key, accept, client):
         """Render ``request``, or join the identical render in flight."""
         waiting = self._flights.get(key)
         if waiting is not None:
@@ -154,7 +154,7 @@ class Renderer:
                     f"({self.settings.max_client_renders}) renders in flight; retry later"))
             self.by_client[client] += 1
         self._flights[key] = []
-        d = self._render(source, request, name, key, accept, client, body)
+        d = self._render(source, request, name, key, accept, client)
         d.addBoth(self._land, key, client)
         return d
 
@@ -172,12 +172,12 @@ class Renderer:
                 waiting.callback(outcome)
         return outcome
 
-    def _render(self, source, request, name, key, accept, client, body=True):
+    def _render(self, source, request, name, key, accept, client):
         renders = self.workers.renders
         try:
             if source.blocking:  # the job reads the source itself
                 return renders.submit(self._job, source, None, request, name, key, accept,
-                                      body, client=client)
+                                      client=client)
             # Fetches count against the same admission as renders: a source
             # held in memory waiting for a thread is a render in flight.
             renders.admit(waiting=self.fetching)
@@ -192,18 +192,19 @@ class Renderer:
 
         d.addBoth(fetched)
         d.addCallback(lambda data: renders.submit(self._job, source, data, request, name, key,
-                                                  accept, body, client=client))
+                                                  accept, client=client))
         return d
 
-    def _job(self, source, fetched, request, name, key, accept, body=True):
+    def _job(self, source, fetched, request, name, key, accept):
         """In a worker: read (tree), render, store; the ``Result``.
 
         An identical request that looked the cache up before this one's
         render was stored, and arrived once it had landed, finds it here
-        rather than rendering it again.
+        rather than rendering it again.  Its bytes are read whole: every
+        request sharing the flight (a HEAD's or a GET's) takes the same one.
         """
         if self.cache is not None and name is not None:
-            hit = self._cached(source, request.source, name, key, body)
+            hit = self._cached(source, request.source, name, key, body=True)
             if hit is not None and hit.handle is not None:
                 with hit.handle:  # the requests sharing this flight cannot share one file
                     hit = dataclasses.replace(hit, data=hit.handle.read(), handle=None)
