@@ -21,10 +21,10 @@ def sign(config_file, url):
     The mount is found by the path's prefix in the config; its dialect parses
     the rest, so a URL it would refuse is refused here, naming why.
     """
-    import importlib
     from urllib.parse import parse_qsl, unquote, urlsplit
 
     from imagepipe import config as configuration
+    from imagepipe.web import dialects
     from imagepipe.web.signing import Signer, canonical_path, read_keys
 
     loaded = configuration.load(config_file)
@@ -38,7 +38,7 @@ def sign(config_file, url):
     else:
         raise ValueError(f"{parts.path}: no mount has this prefix (mounts: "
                          f"{', '.join(m.prefix for m in loaded.http.mounts) or 'none'})")
-    dialect = importlib.import_module(f"imagepipe.web.dialects.{mount.dialect}")
+    dialect = dialects.named(mount.dialect)
     query = parse_qsl(parts.query, keep_blank_values=True) if parts.query else []
     parsed = dialect.parse(path[len(mount.prefix):], query, mount.settings)
     signer = Signer(read_keys(loaded.http.sign_keys))

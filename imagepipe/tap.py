@@ -108,8 +108,7 @@ def child_settings(config):
 
 def on_the_fly(reactor, config, tree, engine, workers, log):
     """The renderer and one resource per enabled dialect ({first segment: Mount})."""
-    import importlib
-
+    from imagepipe.web import dialects
     from imagepipe.web.cache import ResultCache
     from imagepipe.web.render import Mount, Renderer
     from imagepipe.web.signing import Signer, read_keys
@@ -156,9 +155,8 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
     renderer = Renderer(engine, workers, cache, sources, settings)
     mounts = {}
     for mount in settings.mounts:
-        dialect = importlib.import_module(f"imagepipe.web.dialects.{mount.dialect}")
         mounts[mount.prefix.strip("/").encode()] = Mount(
-            mount, dialect.parse, renderer, signer, settings.accel_redirect)
+            mount, dialects.named(mount.dialect), renderer, signer, settings.accel_redirect)
         log.info("on-the-fly: {dialect} at {prefix} from the {source}", dialect=mount.dialect,
                  prefix=mount.prefix, source=mount.source)
     log.info("result cache: {cache}", cache=f"{settings.cache_path}, max "

@@ -54,7 +54,7 @@ def test_a_render_process_renders_without_twisted(tmp_path):
 
 
 def test_the_config_offers_the_registered_engines():
-    spec = next(s for s in configuration.SETTINGS if (s.section, s.key) == ("images", "engine"))
+    spec = next(s for s in configuration.declared() if (s.section, s.key) == ("images", "engine"))
     assert spec.check == "option(" + ", ".join(repr(name) for name in engines.NAMES) + ")"
 
 

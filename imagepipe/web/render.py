@@ -242,14 +242,14 @@ class Mount(resource.Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, mount, parse, renderer, signer=None, accel_redirect=""):
+    def __init__(self, mount, dialect, renderer, signer=None, accel_redirect=""):
         super().__init__()
         self.mount = mount  # MountSettings
-        self.parse = parse  # the dialect module's parse(path, query, settings)
+        self.parse = dialect.parse  # (path, query, settings) -> Request
+        self.reads_query = dialect.READS_QUERY
         self.renderer = renderer
         self.signer = signer
         self.accel_redirect = accel_redirect
-        self.reads_query = mount.dialect == "dirpy"
 
     def render_GET(self, request):
         try:

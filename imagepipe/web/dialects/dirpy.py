@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
+from imagepipe.config.declarations import mount_settings
 from imagepipe.paths import PathRules, quoted
 from imagepipe.imaging.vocabulary import FILTERS, url_colour
 from imagepipe.web.dialects import Request
@@ -64,6 +65,18 @@ class DirpySettings:
 
     paths: PathRules = PathRules()
 
+
+SECTIONS = {"http/dirpy": "Dirpy URLs."}
+FREE_SECTIONS = {}
+SETTINGS = mount_settings(
+    "dirpy", "/dirpy/", False,
+    "Serve Dirpy URLs: /path?resize=...&crop=...&pad=...&transpose=...&save=...")
+READS_QUERY = True  # the commands are in the query string, so results are cached by it
+
+
+def settings_from(values, rules):
+    """``DirpySettings`` from ``[http/dirpy]``."""
+    return DirpySettings(paths=rules)
 
 def parse(path, query=None, settings=DirpySettings()):
     """The ``Request`` a Dirpy path and query (``(name, value)`` pairs, in order) ask for."""

@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError
+from imagepipe.config.declarations import Setting, mount_settings
 from imagepipe.paths import PathRules
 from imagepipe.imaging.vocabulary import FILTERS, url_colour
 from imagepipe.web.dialects import NotAllowed, Request
@@ -55,6 +56,34 @@ class NativeSettings:
     presets: dict = field(default_factory=dict)
     presets_only: bool = False
 
+
+SECTIONS = {
+    "http/native": "imagepipe's own URL grammar: name:value options, then the source.",
+    "http/native/presets": "Named presets: name = option segments, e.g. "
+                           "thumb = w:150/h:150/m:fill.",
+}
+FREE_SECTIONS = {"http/native/presets": "string"}
+SETTINGS = mount_settings(
+    "native", "/r/", True, "Serve imagepipe's own URL grammar (docs/on-the-fly.md).",
+    prefix_description="URL prefix of this dialect: one path segment between slashes.",
+    source_description="Where sources come from: the stored tree, or the [[origins]] HTTP "
+                       "servers.") + (
+    Setting("http/native", "presets_only", "boolean", "false",
+            "Refuse every option that does not come from a preset (HTTP 403)."),
+)
+READS_QUERY = False
+
+
+def settings_from(values, rules):
+    """``NativeSettings`` from ``[http/native]``; ``ValueError`` names a bad preset."""
+    presets = {name: tuple(text.strip("/").split("/")) for name, text in values["presets"].items()}
+    settings = NativeSettings(presets=presets, presets_only=values["presets_only"])
+    for name in presets:
+        try:
+            parse(f"preset:{name}/check.jpg", None, settings)
+        except ValueError as error:
+            raise ValueError(f"presets: {name} = {values['presets'][name]!r}: {error}") from None
+    return settings
 
 def parse(path, query=None, settings=NativeSettings()):
     """The ``Request`` a native URL path asks for."""

@@ -14,6 +14,7 @@ OpenRoss ignored it (cache-busting query strings still hit the cache).
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
+from imagepipe.config.declarations import Setting, mount_settings
 from imagepipe.paths import PathRules, quoted
 from imagepipe.web.dialects import NotAllowed, Request, bounded_number
 from imagepipe.imaging.transform import MAX_SIDE, BadTransform, Transform
@@ -60,6 +61,31 @@ class OpenRossSettings:
             raise ValueError(f"modes: expected a frozenset of {', '.join(MODES)}, "
                              f"got {self.modes!r}")
 
+
+SECTIONS = {"http/openross": "OpenRoss URLs."}
+FREE_SECTIONS = {}
+SETTINGS = mount_settings("openross", "/openross/", False,
+                          "Serve OpenRoss URLs: /W/H/MODE/path.") + (
+    Setting("http/openross", "whitelist", "sizes", "",
+            "The only sizes served, e.g. 72x72, 200x250; empty serves any size up to "
+            "max_size."),
+    Setting("http/openross", "max_size", "size", "2000x2000",
+            "Largest width x height served (OpenRoss's MAX_SIZE)."),
+    Setting("http/openross", "modes", "string_list", "resize, resizecomp, crop, trimresize",
+            "Modes served, of resize, resizecomp, crop and trimresize."),
+)
+READS_QUERY = False
+
+
+def settings_from(values, rules):
+    """``OpenRossSettings`` from ``[http/openross]``; ``ValueError`` names the bad key."""
+    unknown = set(values["modes"]) - set(MODES)
+    if unknown:
+        raise ValueError(f"modes: unknown {', '.join(sorted(unknown))} (known: "
+                         f"{', '.join(MODES)})")
+    return OpenRossSettings(
+        whitelist=frozenset(values["whitelist"]) if values["whitelist"] else None,
+        max_size=values["max_size"], modes=frozenset(values["modes"]), path_rules=rules)
 
 def parse(path, query=None, settings=OpenRossSettings()):
     """``W/H/MODE/path.ext`` as a ``Request``.

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError
+from imagepipe.config.declarations import mount_settings
 from imagepipe.paths import PathRules, quoted
 from imagepipe.web.dialects import NotAllowed, Request
 from imagepipe.imaging.transform import MAX_SIDE, BadTransform, Transform
@@ -59,6 +60,31 @@ class PhizerSettings:
                 raise ValueError(f"size code {code!r}: constraint must be one of "
                                  f"{', '.join(CONSTRAINTS)}, got {constraint!r}")
 
+
+SECTIONS = {
+    "http/phizer": "phizer URLs.",
+    "http/phizer/sizes": "Size codes: code = W x H constraint, constraint square, max, "
+                         "portrait or landscape, e.g. thumb = 100x100 square.",
+}
+FREE_SECTIONS = {"http/phizer/sizes": "string"}
+SETTINGS = mount_settings(
+    "phizer", "/phizer/", False, "Serve phizer URLs: /size-code[/tlx x tly/brx x bry]/name.ext.",
+    source="origins",
+    source_description="Where sources come from: tree or origins (phizer's master and slaves).")
+READS_QUERY = False
+_SIZE_CODE = re.compile(r"\s*(\d{1,5})\s*x\s*(\d{1,5})\s+(\w+)\s*")
+
+
+def settings_from(values, rules):
+    """``PhizerSettings`` from ``[http/phizer]``; ``ValueError`` names a bad size code."""
+    sizes = {}
+    for code, text in values["sizes"].items():
+        match = _SIZE_CODE.fullmatch(text)
+        if not match:
+            raise ValueError(f"sizes: {code} = {text!r}: expected W x H constraint, "
+                             f"e.g. 100x100 square")
+        sizes[code] = (int(match.group(1)), int(match.group(2)), match.group(3))
+    return PhizerSettings(sizes=sizes, paths=rules)
 
 def parse(path, query=None, settings=PhizerSettings()):
     """The ``Request`` a phizer URL path (without the mount prefix) asks for."""

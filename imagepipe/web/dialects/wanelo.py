@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from imagepipe.paths import quoted
+from imagepipe.config.declarations import Setting, mount_settings
 from imagepipe.web.dialects import NotAllowed, Request, bounded_number
 from imagepipe.imaging.transform import MAX_SIDE, BadTransform, Transform
 
@@ -56,6 +57,28 @@ class WaneloSettings:
             raise ValueError(f"namespaces: expected None or a frozenset of names "
                              f"[a-z0-9_-]{{1,64}}, got {self.namespaces!r}")
 
+
+SECTIONS = {"http/wanelo": "wanelo image-server URLs; sources at "
+                           "ns/aaa/bbb/ccc/<hash>/original."}
+FREE_SECTIONS = {}
+SETTINGS = mount_settings(
+    "wanelo", "/wanelo/", False,
+    "Serve wanelo image-server URLs: /ns/aaa/bbb/ccc/<23 hex>/WxH-qN.ext.") + (
+    Setting("http/wanelo", "namespaces", "string_list", "",
+            "Namespaces served; empty serves any."),
+    Setting("http/wanelo", "max_width", f"integer(1, {MAX_SIDE})", "2000",
+            "Widest output served."),
+    Setting("http/wanelo", "max_height", f"integer(1, {MAX_SIDE})", "2000",
+            "Tallest output served."),
+)
+READS_QUERY = False
+
+
+def settings_from(values, rules):
+    """``WaneloSettings`` from ``[http/wanelo]``."""
+    return WaneloSettings(
+        namespaces=frozenset(values["namespaces"]) if values["namespaces"] else None,
+        max_width=values["max_width"], max_height=values["max_height"])
 
 def parse(path, query=None, settings=WaneloSettings()):
     """``ns/aaa/bbb/ccc/<23 hex>/output`` as a ``Request`` for ``…/original``.
