@@ -9,38 +9,56 @@ from imagepipe.errors import ConfigError
 
 
 class Options(usage.Options):
-    """Command line of ``twistd imagepipe``."""
+    """Command line of ``twistd imagepipe``: the config file, loaded and checked here."""
 
+    longdesc = ("Runs an imagepipe node: twistd -n imagepipe -c imagepipe.ini. Every setting "
+                "is described in imagepipe.ini.dist.")
     optParameters = [
         ["config", "c", "imagepipe.ini", "Path to the configuration file."],
     ]
 
+    def postOptions(self):
+        from imagepipe import config as configuration
+
+        try:
+            self.loaded = configuration.load(self["config"])
+        except ConfigError as error:
+            raise usage.UsageError(str(error)) from None
+
 
 def makeService(options):
-    """Build the node described by the config file; exit with one line if it is wrong."""
+    """Build the node the loaded config describes; exit with one line if a part cannot start.
+
+    A wrong config never gets here (``Options.postOptions``); what can still
+    fail is what only starting finds: a cache directory that cannot be used,
+    a signing-key file that cannot be read.
+    """
     try:
-        return build(options["config"])
+        return build(options.loaded)
     except ConfigError as error:
         sys.stderr.write(f"imagepipe: {error}\n")
         raise SystemExit(1) from None
 
 
-def build(filename, reactor=None):
-    """Load ``filename`` and wire every part of a node together."""
+def build(config, reactor=None):
+    """Wire every part of the node ``config`` (a loaded ``Config``) describes."""
     from twisted.logger import Logger
 
-    from imagepipe import config as configuration
     from imagepipe.imaging import magick
 
-    config = configuration.load(filename)
     status = magick.start(config.imagemagick)  # before anything imports Wand
 
-    from imagepipe.auth import Authenticator
-    from imagepipe.store import ImageStore
-    from imagepipe.node import Node, store_settings
-    from imagepipe.rpc import ImagepipeRPC
-    from imagepipe.tree import Tree
+    from contextlib import nullcontext
+
     from imagepipe import __version__
+    from imagepipe.auth import Authenticator
+    from imagepipe.lag import LagProbe
+    from imagepipe.node import Node, store_settings
+    from imagepipe.replication.links import ReplicationLinks
+    from imagepipe.rpc import ImagepipeRPC
+    from imagepipe.store import ImageStore
+    from imagepipe.tree import Tree
+    from imagepipe.web.health import Health
     from imagepipe.web.site import ImagepipeSite, Root, Status
     from imagepipe.web.tree import TreeResource
     from imagepipe.workers import WorkerPool
@@ -58,34 +76,33 @@ def build(filename, reactor=None):
         log.info("[imagemagick] convert is not used: images are processed in-process")
 
     settings = store_settings(config)
-    workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending,
-                         config.http.render_threads, config.http.max_render_pending,
-                         config.network.clients.max_connections)
     tree = Tree(config.images.path, config.images.umask, Logger(namespace="imagepipe.tree"))
     engine = make_engine(config, status)
     log.info("engine {engine}: formats {formats}", engine=engine.name,
              formats=", ".join(sorted(engine.formats)))
-    images = ImageStore(tree, engine, workers, settings)
-    links = replication(reactor, config, tree, images, log) if config.replication.enabled else None
+    processes = render_processes(config, log)
+    workers = WorkerPool(reactor, config.images.io_threads, config.images.max_pending,
+                         config.http.render_threads, config.http.max_render_pending,
+                         config.network.clients.max_connections,
+                         helpers=[processes] if processes is not None else [])
+    replica = make_replica(config, tree, log) if config.replication.enabled else None
+    images = ImageStore(tree, engine, workers, settings,
+                        commit=replica.committing if replica is not None else nullcontext)
     rpc = ImagepipeRPC(images, Authenticator.from_settings(config.network))
     view = TreeResource(tree, settings.rules) if config.network.serve_images else None
-    renderer, mounts = on_the_fly(reactor, config, tree, engine, workers, log)
-    from imagepipe.lag import LagProbe
-
+    sources = make_sources(reactor, config, tree)
+    renderer, mounts = on_the_fly(config, tree, engine, processes, sources, workers, log)
     lag = LagProbe(reactor)
-    status_view = Status(workers, __version__, renderer, lag)
-    from imagepipe.web.health import Health
-
     health = Health(renderer.engine if renderer is not None else engine, workers)
-    root = Root(rpc, view, status_view, health, mounts)
+    root = Root(rpc, view, Status(workers, __version__, renderer, lag), health, mounts)
     site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log,
                          config.network.clients, reactor=reactor)
     node = Node(reactor, config, site, images, workers, rpc, view, magick)
-    if renderer is not None and "origins" in renderer.sources:
-        renderer.sources["origins"].setServiceParent(node)
-    if links is not None:
-        links.setServiceParent(node)
-    lag.setServiceParent(node)
+    links = (ReplicationLinks(reactor, replica, config.replication)
+             if replica is not None else None)
+    for child in (sources.get("origins"), links, lag):
+        if child is not None:
+            child.setServiceParent(node)
     return node
 
 
@@ -106,22 +123,40 @@ def child_settings(config):
             "retire_bytes": config.images.render_process_memory}
 
 
-def on_the_fly(reactor, config, tree, engine, workers, log):
+def render_processes(config, log):
+    """The render processes ``[images] render_processes`` asks for, or None."""
+    if not (config.images.render_processes and config.http.mounts):
+        return None
+    from imagepipe.imaging.processes import RenderProcesses
+
+    log.info("on-the-fly renders in {count} child processes",
+             count=config.images.render_processes)
+    return RenderProcesses(config.images.render_processes, child_settings(config))
+
+
+def make_sources(reactor, config, tree):
+    """{name: source} of the on-the-fly mounts: the tree, and the HTTP origins if set."""
+    from imagepipe.web.sources import OriginSource, TreeSource
+
+    sources = {"tree": TreeSource(tree)}
+    if config.http.mounts and config.http.origins is not None:
+        from imagepipe.web.origins import HttpOrigins
+
+        sources["origins"] = OriginSource(HttpOrigins(reactor, config.http.origins))
+    return sources
+
+
+def on_the_fly(config, tree, engine, processes, sources, workers, log):
     """The renderer and one resource per enabled dialect ({first segment: Mount})."""
+    from imagepipe import __version__
+    from imagepipe.web import cache as results
     from imagepipe.web import dialects
-    from imagepipe.web.cache import ResultCache
     from imagepipe.web.render import Mount, Renderer
     from imagepipe.web.signing import Signer, read_keys
-    from imagepipe.web.sources import OriginSource, TreeSource
 
     settings = config.http
     if not settings.mounts:
         return None, {}
-    sources = {"tree": TreeSource(tree)}
-    if settings.origins is not None:
-        from imagepipe.web.origins import HttpOrigins
-
-        sources["origins"] = OriginSource(HttpOrigins(reactor, settings.origins))
     signer = None
     if settings.sign_keys:
         try:
@@ -133,8 +168,9 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
     if settings.cache_max_bytes:
         try:
             os.makedirs(settings.cache_path, exist_ok=True)
-            cache = ResultCache(settings.cache_path, settings.cache_max_bytes,
-                                fingerprint(config, engine, signer))
+            cache = results.ResultCache(settings.cache_path, settings.cache_max_bytes,
+                                        results.fingerprint(__version__, engine, settings,
+                                                            signer.keys if signer else ()))
         except OSError as error:
             raise ConfigError(f"{config.filename}: [http] cache_path = "
                               f"{settings.cache_path!r}: cannot use it: "
@@ -142,15 +178,10 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
         if cache.emptied:
             log.info("result cache: emptied (the settings results depend on changed)")
         tree.listeners.append(lambda change: cache.invalidate(change.paths))
-        workers.renders.pool.callInThread(_reconcile, cache, log)
-    if config.images.render_processes:
-        from imagepipe.imaging.processes import ProcessEngine, RenderProcesses
+        workers.renders.pool.callInThread(cache.tidy, log)
+    if processes is not None:
+        from imagepipe.imaging.processes import ProcessEngine
 
-        processes = RenderProcesses(config.images.render_processes, child_settings(config))
-        workers.starters.append(processes.start)
-        workers.closers.append(processes.close)
-        log.info("on-the-fly renders in {count} child processes",
-                 count=config.images.render_processes)
         engine = ProcessEngine(engine, processes)
     renderer = Renderer(engine, workers, cache, sources, settings)
     mounts = {}
@@ -164,48 +195,11 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
     return renderer, mounts
 
 
-def fingerprint(config, engine, signer):
-    """What cached results depend on besides the request: a change empties the cache."""
-    import hashlib
-
-    from imagepipe import __version__
-
-    settings = config.http
-    described = _stable((__version__, engine.name, engine.formats, settings.quality,
-                         settings.auto_avif, settings.mounts, settings.origins,
-                         [key.hex() for key in signer.keys] if signer else []))
-    return hashlib.sha256(described.encode()).hexdigest()
-
-
-def _stable(value):
-    """A text for ``value`` that is the same in every process (sets sorted, not hashed)."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(value):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{_stable(k)}:{_stable(v)}" for k, v in
-                              sorted(value.items(), key=lambda item: repr(item[0]))) + "}"
-    if isinstance(value, (set, frozenset)):
-        return "{" + ",".join(sorted(_stable(v) for v in value)) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_stable(v) for v in value) + "]"
-    return repr(value)
-
-
-def _reconcile(cache, log):
-    stray, missing = cache.reconcile()
-    if stray or missing:
-        log.info("result cache: removed {stray} unindexed files and {missing} entries "
-                 "without a file", stray=stray, missing=missing)
-
-
-def replication(reactor, config, tree, images, log):
-    """The replica and its ZeroMQ links; local changes are journalled from now on."""
+def make_replica(config, tree, log):
+    """The replica: local changes are journalled from now on; recovered after a crash."""
     from imagepipe.paths import PathRules
     from imagepipe.replication.hlc import HybridClock
     from imagepipe.replication.journal import Journal
-    from imagepipe.replication.links import ReplicationLinks
     from imagepipe.replication.replica import Replica
     from imagepipe.replication.state import ReplicaState
 
@@ -220,5 +214,4 @@ def replication(reactor, config, tree, images, log):
              node=state.node, first=journal.first_number, last=journal.last_number,
              recovered=recovered, publish=", ".join(settings.publish) or "-",
              subscribe=", ".join(settings.subscribe) or "-")
-    images.commit = replica.committing
-    return ReplicationLinks(reactor, replica, settings)
+    return replica

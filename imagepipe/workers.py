@@ -130,7 +130,7 @@ class WorkerPool(Service):
     """Runs blocking image and file work off the reactor, writes and renders apart."""
 
     def __init__(self, reactor, threads, max_pending, render_threads=None,
-                 max_render_pending=None, max_lookups=1000):
+                 max_render_pending=None, max_lookups=1000, helpers=()):
         self.reactor = reactor
         self.closing = False  # set on shutdown: admit nothing new
         self.writes = Lane(self, "calls", threads, max_pending,
@@ -144,8 +144,9 @@ class WorkerPool(Service):
         self.lookups = Lane(self, "lookups", LOOKUP_THREADS, max_lookups,
                             ("lookup threads", "max_connections"), fair=False)
         self.lanes = (self.writes, self.renders, self.lookups)
-        self.starters = []  # called when the service starts (after twistd daemonized)
-        self.closers = []  # called on stop, before the threads are joined
+        # Objects with start() and close() the threads lean on (render processes):
+        # started with the pool (after twistd daemonized), closed before it stops.
+        self.helpers = tuple(helpers)
         self._idle = []
 
     @property
@@ -156,13 +157,13 @@ class WorkerPool(Service):
         Service.startService(self)
         for lane in self.lanes:
             lane.pool.start()
-        for start in self.starters:
-            start()
+        for helper in self.helpers:
+            helper.start()
 
     def stopService(self):
         Service.stopService(self)
-        for close in self.closers:  # first: a thread waiting on a closed helper wakes up
-            close()
+        for helper in self.helpers:  # first: a thread waiting on a closed helper wakes up
+            helper.close()
         for lane in self.lanes:
             lane.stop()
             lane.pool.stop()

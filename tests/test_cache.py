@@ -187,3 +187,30 @@ def test_a_changed_fingerprint_empties_the_cache(tmp_path):
     changed.reconcile()
     assert [n for n in os.listdir(root) if n.startswith("files.old-")] == []
     changed.close()
+
+
+def test_the_fingerprint_names_what_results_depend_on():
+    from types import SimpleNamespace
+
+    from imagepipe.config import HttpSettings
+    from imagepipe.web.cache import fingerprint
+
+    engine = SimpleNamespace(name="wand", formats=frozenset({"jpg", "png", "webp"}))
+    http = HttpSettings(cache_path="", cache_max_bytes=1, max_age=1, accel_redirect="",
+                        quality=80, auto_avif=False, sign_keys="", mounts=(), origins=None)
+    first = fingerprint("2.0.0", engine, http, [b"k" * 16])
+    # The same settings give the same text in every process (sets are sorted).
+    again = SimpleNamespace(name="wand", formats=frozenset({"webp", "png", "jpg"}))
+    assert fingerprint("2.0.0", again, http, [b"k" * 16]) == first
+    from dataclasses import replace
+
+    for changed in (fingerprint("2.0.1", engine, http, [b"k" * 16]),
+                    fingerprint("2.0.0", SimpleNamespace(name="pillow", formats=engine.formats),
+                                http, [b"k" * 16]),
+                    fingerprint("2.0.0", engine, replace(http, quality=81), [b"k" * 16]),
+                    fingerprint("2.0.0", engine, replace(http, auto_avif=True), [b"k" * 16]),
+                    fingerprint("2.0.0", engine, http, [b"j" * 16]),
+                    fingerprint("2.0.0", engine, http)):
+        assert changed != first
+    # What does not shape a result (the cache's own budget) does not empty it.
+    assert fingerprint("2.0.0", engine, replace(http, cache_max_bytes=2), [b"k" * 16]) == first

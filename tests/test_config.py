@@ -130,14 +130,17 @@ def test_dist_file_loads_once_its_path_exists(tmp_path):
     assert config.load(str(target)).network.port == 8085
 
 
-def test_twistd_refuses_a_bad_config_with_one_line(tmp_path):
+def test_twistd_refuses_a_bad_config_as_a_usage_error_naming_the_key(tmp_path):
     filename = write(tmp_path, f"[images]\npath = {tmp_path}\numask = 0999\n")
     result = subprocess.run([TWISTD, "-n", "--pidfile=", "imagepipe", "-c", filename],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == [f"imagepipe: {filename}: [images] umask = '0999': expected an octal "
-                     f"umask with a leading 0 (0022) or a decimal one (18)"]
+    # twistd's way with a usage error: the command's usage, then one line naming it.
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert any(line.strip().startswith("-c, --config=") for line in lines)
+    assert lines[-1].endswith(f" -n: {filename}: [images] umask = '0999': expected an octal "
+                              f"umask with a leading 0 (0022) or a decimal one (18)")
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_plugin_module_imports_nothing_heavy():

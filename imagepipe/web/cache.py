@@ -43,6 +43,8 @@ cannot be cached (a name too long, a full disk) is simply not cached: the
 caller answers with the bytes.  Thread-safe; called from worker threads.
 """
 
+import dataclasses
+import hashlib
 import os
 import secrets
 import shutil
@@ -138,6 +140,33 @@ def cache_name(path, query="", suffix=""):
     if len(last) + _MAX_EXTENSION > _MAX_COMPONENT:
         return None
     return name
+
+
+def fingerprint(version, engine, settings, sign_keys=()):
+    """What cached results depend on besides the request: when it changes, the cache empties.
+
+    ``version`` of imagepipe, the ``engine`` (its name and formats), the
+    ``[http]`` settings that shape a result (quality, AVIF, mounts, origins)
+    and the URL signing keys.
+    """
+    described = _stable((version, engine.name, engine.formats, settings.quality,
+                         settings.auto_avif, settings.mounts, settings.origins,
+                         [key.hex() for key in sign_keys]))
+    return hashlib.sha256(described.encode()).hexdigest()
+
+
+def _stable(value):
+    """A text for ``value`` that is the same in every process (sets sorted, not hashed)."""
+    if dataclasses.is_dataclass(value):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_stable(k)}:{_stable(v)}" for k, v in
+                              sorted(value.items(), key=lambda item: repr(item[0]))) + "}"
+    if isinstance(value, (set, frozenset)):
+        return "{" + ",".join(sorted(_stable(v) for v in value)) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_stable(v) for v in value) + "]"
+    return repr(value)
 
 
 class ResultCache:
@@ -376,6 +405,13 @@ class ResultCache:
             except OSError:
                 return
             directory = os.path.dirname(directory)
+
+    def tidy(self, log):
+        """``reconcile`` once after a start, in a thread, saying what it removed."""
+        stray, missing = self.reconcile()
+        if stray or missing:
+            log.info("result cache: removed {stray} unindexed files and {missing} entries "
+                     "without a file", stray=stray, missing=missing)
 
     def reconcile(self, margin=10.0):
         """Make files and index agree after a restart; return (files, rows) removed.
