@@ -63,7 +63,6 @@ from imagepipe import config as configuration
 from imagepipe.imaging import EncodeOptions, VariantSpec, geometry, magick
 from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.geometry import Mode
-from imagepipe.node import image_limits
 
 import corpus
 from common import Target, cpu_model, table
@@ -303,12 +302,12 @@ def build_engines(workdir):
 
     from imagepipe.imaging.wand_engine import WandEngine
 
-    engines = {"wand": WandEngine(image_limits(config), status.formats)}
+    engines = {"wand": WandEngine(config.image_limits, status.formats)}
     missing = None
     try:
         from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
 
-        engines["pillow"] = PillowEngine(image_limits(config), available_formats())
+        engines["pillow"] = PillowEngine(config.image_limits, available_formats())
     except ModuleNotFoundError as error:
         if error.name != "imagepipe.imaging.pillow_engine":
             raise

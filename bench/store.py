@@ -46,7 +46,6 @@ from imagepipe import config as configuration
 from imagepipe.imaging import EncodeOptions, VariantSpec, magick
 from imagepipe.imaging.formats import by_name
 from imagepipe.imaging.geometry import Mode
-from imagepipe.node import image_limits
 
 import corpus
 from common import Target, convert_version, cpu_model, imagepipe, table
@@ -131,7 +130,7 @@ def start_engine(workdir):
 
     from imagepipe.imaging.wand_engine import WandEngine
 
-    return WandEngine(image_limits(config), status.formats), status.version
+    return WandEngine(config.image_limits, status.formats), status.version
 
 
 def engine_variants():

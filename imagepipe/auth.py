@@ -10,7 +10,20 @@ import base64
 import binascii
 import hmac
 
-from imagepipe.errors import ConfigError
+
+def read_credentials(scheme, path):
+    """The entries of the credentials file ``path`` for ``scheme``; ``ValueError`` says why not."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle]
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read ({error.__class__.__name__})") from None
+    entries = [line for line in lines if line and not line.startswith("#")]
+    if scheme == "basic" and any(":" not in line for line in entries):
+        raise ValueError("expected 'user:password' lines for auth = basic")
+    if not entries:
+        raise ValueError("no credentials")
+    return tuple(entry.encode("utf-8") for entry in entries)
 
 
 class Authenticator:
@@ -21,23 +34,9 @@ class Authenticator:
         self.entries = tuple(entries)
 
     @classmethod
-    def from_settings(cls, network):
-        """Build from ``[network] auth`` and ``auth_file``; ``ConfigError`` if unusable."""
-        if network.auth == "none":
-            return cls("none")
-        try:
-            with open(network.auth_file, encoding="utf-8") as handle:
-                lines = [line.strip() for line in handle]
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"[network] auth_file = {network.auth_file!r}: cannot read "
-                              f"({error.__class__.__name__})") from None
-        entries = [line for line in lines if line and not line.startswith("#")]
-        if network.auth == "basic" and any(":" not in line for line in entries):
-            raise ConfigError(f"[network] auth_file = {network.auth_file!r}: expected "
-                              f"'user:password' lines for auth = basic")
-        if not entries:
-            raise ConfigError(f"[network] auth_file = {network.auth_file!r}: no credentials")
-        return cls(network.auth, (entry.encode("utf-8") for entry in entries))
+    def of(cls, network):
+        """The authenticator ``[network]`` (a loaded ``NetworkSettings``) asks for."""
+        return cls(network.auth, network.credentials)
 
     @property
     def challenge(self):

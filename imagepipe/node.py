@@ -1,10 +1,11 @@
 """A running imagepipe node: listener, reload on SIGHUP, drain on SIGTERM.
 
 ``Node`` is the top service.  It owns the worker pool and the listening
-port, applies a reloaded config to the parts that can change while running
-(limits, auth, umask, threads, path rules, the port), and on shutdown stops
-accepting, lets the calls in flight finish, closes connections once their
-answers are flushed, and only then stops the pool.
+port; on SIGHUP it re-reads the config and hands it to each part that can
+change while running (each ``reload(config)``: credentials, body and client
+limits, umask, threads, path rules, image limits), and moves the port itself.
+On shutdown it stops accepting, lets the calls in flight finish, closes
+connections once their answers are flushed, and only then stops the pool.
 """
 
 import signal
@@ -17,27 +18,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
 
 from imagepipe import config as configuration
-from imagepipe.auth import Authenticator
 from imagepipe.errors import ConfigError
-from imagepipe.store import StoreSettings
-from imagepipe.imaging import ImageLimits
-from imagepipe.paths import PathRules
-
-
-def store_settings(config):
-    """The ``StoreSettings`` a config asks for."""
-    return StoreSettings(rules=PathRules(config.images.transliterate_paths),
-                         quality=config.images.quality)
-
-
-def image_limits(config):
-    """The ``ImageLimits`` a config asks for."""
-    images = config.images
-    return ImageLimits(max_pixels=images.max_pixels, max_frames=images.max_frames,
-                       time_limit=config.imagemagick.time_limit,
-                       max_metadata_bytes=images.max_metadata_bytes,
-                       max_result_side=images.max_result_side,
-                       max_result_pixels=images.max_result_pixels)
 
 
 class Node(MultiService):
@@ -45,16 +26,14 @@ class Node(MultiService):
 
     log = Logger()
 
-    def __init__(self, reactor, config, site, images, workers, rpc, tree_view, magick):
+    def __init__(self, reactor, config, site, workers, tree, parts=()):
         super().__init__()
         self.reactor = reactor
         self.config = config
         self.site = site
-        self.images = images
         self.workers = workers
-        self.rpc = rpc
-        self.tree_view = tree_view
-        self.magick = magick  # module with apply_limits(settings), or None in tests
+        self.tree = tree
+        self.parts = tuple(parts)  # each has reload(config): what a SIGHUP reaches
         self.factory = WrappingFactory(site)
         self.port = None
         workers.setServiceParent(self)
@@ -73,7 +52,7 @@ class Node(MultiService):
         self.workers.writes.pool.callInThread(self._sweep)
 
     def _sweep(self):
-        removed = self.images.tree.sweep()
+        removed = self.tree.sweep()
         if removed:
             self.log.info("removed {count} temporary files left by an earlier run",
                           count=removed)
@@ -126,7 +105,6 @@ class Node(MultiService):
         """Re-read the config file and apply what can change while running."""
         try:
             new = configuration.load(self.config.filename)
-            authenticator = Authenticator.from_settings(new.network)
         except ConfigError as failure:
             self.log.error("reload refused, keeping the running config: {error}",
                            error=str(failure))
@@ -152,17 +130,8 @@ class Node(MultiService):
             else:
                 if old is not None:
                     old.stopListening()
-        self.rpc.authenticator = authenticator
-        self.site.max_request_bytes = network.max_request_bytes
-        self.site.client_limits = network.clients
-        self.images.settings = store_settings(new)
-        self.images.tree.umask = new.images.umask
-        self.images.engine.limits = image_limits(new)
-        self.workers.writes.resize(new.images.io_threads, new.images.max_pending)
-        if self.tree_view is not None:
-            self.tree_view.rules = self.images.settings.rules
-        if self.magick is not None:
-            self.magick.apply_limits(new.imagemagick)
+        for part in self.parts:
+            part.reload(new)
         self.config = new
         self.log.info("configuration reloaded from {file}", file=new.filename)
 

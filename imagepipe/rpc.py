@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.web import server, xmlrpc
 
 from imagepipe import rpc_arguments as arguments
+from imagepipe.auth import Authenticator
 from imagepipe.errors import Busy, ClientError, OperationFailed, TooLarge
 
 CLIENT_ERROR = 1000
@@ -58,6 +59,10 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         self.images = images
         self.authenticator = authenticator
         xmlrpc.addIntrospection(self)
+
+    def reload(self, config):
+        """Take a reloaded config's credentials."""
+        self.authenticator = Authenticator.of(config.network)
 
     def render_POST(self, request):
         if not self.authenticator.allows(request.getHeader(b"authorization")):

@@ -25,6 +25,12 @@ class StoreSettings:
     rules: PathRules
     quality: int
 
+    @classmethod
+    def of(cls, config):
+        """The settings a loaded ``Config`` asks for."""
+        return cls(rules=PathRules(config.images.transliterate_paths),
+                   quality=config.images.quality)
+
 
 class ImageStore:
     """store / move / delete / info over a ``Tree``, an engine and a ``WorkerPool``."""
@@ -35,6 +41,12 @@ class ImageStore:
         self.workers = workers
         self.settings = settings
         self.commit = commit  # context for each change's commit (the replication journal)
+
+    def reload(self, config):
+        """Take a reloaded config's path rules, quality, umask and image limits."""
+        self.settings = StoreSettings.of(config)
+        self.tree.umask = config.images.umask
+        self.engine.limits = config.image_limits
 
     def _submit(self, function, *args):
         return self.workers.writes.submit(function, self.settings, *args)

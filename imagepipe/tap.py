@@ -53,10 +53,10 @@ def build(config, reactor=None):
     from imagepipe import __version__
     from imagepipe.auth import Authenticator
     from imagepipe.lag import LagProbe
-    from imagepipe.node import Node, store_settings
+    from imagepipe.node import Node
     from imagepipe.replication.links import ReplicationLinks
     from imagepipe.rpc import ImagepipeRPC
-    from imagepipe.store import ImageStore
+    from imagepipe.store import ImageStore, StoreSettings
     from imagepipe.tree import Tree
     from imagepipe.web.health import Health
     from imagepipe.web.site import ImagepipeSite, Root, Status
@@ -75,7 +75,7 @@ def build(config, reactor=None):
     if config.imagemagick.convert:
         log.info("[imagemagick] convert is not used: images are processed in-process")
 
-    settings = store_settings(config)
+    settings = StoreSettings.of(config)
     tree = Tree(config.images.path, config.images.umask, Logger(namespace="imagepipe.tree"))
     engine = make_engine(config, status)
     log.info("engine {engine}: formats {formats}", engine=engine.name,
@@ -88,7 +88,7 @@ def build(config, reactor=None):
     replica = make_replica(config, tree, log) if config.replication.enabled else None
     images = ImageStore(tree, engine, workers, settings,
                         commit=replica.committing if replica is not None else nullcontext)
-    rpc = ImagepipeRPC(images, Authenticator.from_settings(config.network))
+    rpc = ImagepipeRPC(images, Authenticator.of(config.network))
     view = TreeResource(tree, settings.rules) if config.network.serve_images else None
     sources = make_sources(reactor, config, tree)
     renderer, mounts = on_the_fly(config, tree, engine, processes, sources, workers, log)
@@ -97,7 +97,8 @@ def build(config, reactor=None):
     root = Root(rpc, view, Status(workers, __version__, renderer, lag), health, mounts)
     site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log,
                          config.network.clients, reactor=reactor)
-    node = Node(reactor, config, site, images, workers, rpc, view, magick)
+    parts = [part for part in (rpc, site, images, workers, view, magick) if part is not None]
+    node = Node(reactor, config, site, workers, tree, parts)
     links = (ReplicationLinks(reactor, replica, config.replication)
              if replica is not None else None)
     for child in (sources.get("origins"), links, lag):
@@ -109,17 +110,14 @@ def build(config, reactor=None):
 def make_engine(config, status):
     """The engine ``[images] engine`` names, with the config's limits (after magick.start)."""
     from imagepipe.imaging import engines
-    from imagepipe.node import image_limits
 
-    return engines.make(config.images.engine, image_limits(config), status)
+    return engines.make(config.images.engine, config.image_limits, status)
 
 
 def child_settings(config):
     """What a render process needs of the node's config (``processes._Worker`` takes it)."""
-    from imagepipe.node import image_limits
-
     return {"imagemagick": config.imagemagick, "engine": config.images.engine,
-            "path": config.images.path, "limits": image_limits(config),
+            "path": config.images.path, "limits": config.image_limits,
             "retire_bytes": config.images.render_process_memory}
 
 

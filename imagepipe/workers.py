@@ -168,6 +168,10 @@ class WorkerPool(Service):
             lane.stop()
             lane.pool.stop()
 
+    def reload(self, config):
+        """Take a reloaded config's XML-RPC threads and queue (the other lanes need a restart)."""
+        self.writes.resize(config.images.io_threads, config.images.max_pending)
+
     def settled(self):
         """A job ended: wake ``drain`` waiters once nothing is in flight."""
         if self.in_flight == 0:

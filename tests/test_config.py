@@ -95,10 +95,16 @@ def test_magick_limits_with_units_become_wand_limits(tmp_path):
     ("[images]\npath = {root}\nmax_pixels = lots\n", "[images] max_pixels = 'lots'"),
     ("[images]\npath = {root}\nio_thread = 2\n", "[images] io_thread: unknown setting"),
     ("[images]\npath = {root}\n[network]\nauth = basic\n", "[network] auth_file = ''"),
+    ("[images]\npath = {root}\n[network]\nauth = basic\nauth_file = {root}/users\n",
+     "[network] auth_file = '{root}/users': expected 'user:password' lines"),
+    ("[images]\npath = {root}\n[network]\nauth = token\nauth_file = {root}/empty\n",
+     "[network] auth_file = '{root}/empty': no credentials"),
     ("[images]\npath = {root}\n[imagemagick]\n[[env]]\nFOO = 1\n",
      "[imagemagick/env] FOO: unknown setting"),
 ])
 def test_errors_name_file_section_key_value_and_expectation(tmp_path, text, fragment):
+    (tmp_path / "users").write_text("no colon here\n")
+    (tmp_path / "empty").write_text("# nothing\n\n")
     filename = write(tmp_path, text.format(root=tmp_path))
     with pytest.raises(ConfigError) as error:
         config.load(filename)

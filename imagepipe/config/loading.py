@@ -11,6 +11,7 @@ import resource
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values
 from validate import Validator
 
+from imagepipe.auth import read_credentials
 from imagepipe.config.checks import CHECKS, expected
 from imagepipe.config.model import (ClientLimits, Config, HttpSettings, ImageSettings,
                                     MagickSettings, MountSettings, NetworkSettings,
@@ -91,7 +92,7 @@ def _typed(filename, raw):
     if not os.path.isdir(root):
         raise ConfigError(f"{filename}: [images] path = {images['path']!r}: expected "
                           f"an existing directory")
-    auth_file = net["auth_file"]
+    auth_file, credentials = net["auth_file"], ()
     if net["auth"] != "none":
         if not auth_file:
             raise ConfigError(f"{filename}: [network] auth_file = '': expected a "
@@ -100,6 +101,11 @@ def _typed(filename, raw):
         if not os.path.isfile(auth_file):
             raise ConfigError(f"{filename}: [network] auth_file = {net['auth_file']!r}: "
                               f"expected an existing file")
+        try:
+            credentials = read_credentials(net["auth"], auth_file)
+        except ValueError as error:
+            raise ConfigError(f"{filename}: [network] auth_file = {net['auth_file']!r}: "
+                              f"{error}") from None
     threads = images["io_threads"] or (os.cpu_count() or 1)
     declared = lookup("imagemagick/env")
     return Config(
@@ -110,7 +116,7 @@ def _typed(filename, raw):
             serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"],
             access_log=(net["access_log"] if net["access_log"] in ("", "-")
                         else os.path.join(base, net["access_log"])),
-            clients=_client_limits(filename, net)),
+            clients=_client_limits(filename, net), credentials=credentials),
         replication=_replication(filename, base, raw["replication"], os.path.realpath(root)),
         images=ImageSettings(
             path=os.path.realpath(root), umask=images["umask"], io_threads=threads,

@@ -1,7 +1,9 @@
 """The typed configuration: one frozen dataclass per section, ``Config`` for the whole."""
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from imagepipe.imaging import ImageLimits
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class NetworkSettings:
     shutdown_timeout: float
     access_log: str = "-"
     clients: ClientLimits = ClientLimits()
+    credentials: tuple = field(default=(), repr=False)  # auth_file's entries, as bytes
 
 
 @dataclass(frozen=True)
@@ -163,3 +166,13 @@ class Config:
     images: ImageSettings
     imagemagick: MagickSettings
     http: HttpSettings = None
+
+    @property
+    def image_limits(self):
+        """The ``ImageLimits`` every engine enforces."""
+        images = self.images
+        return ImageLimits(max_pixels=images.max_pixels, max_frames=images.max_frames,
+                           time_limit=self.imagemagick.time_limit,
+                           max_metadata_bytes=images.max_metadata_bytes,
+                           max_result_side=images.max_result_side,
+                           max_result_pixels=images.max_result_pixels)

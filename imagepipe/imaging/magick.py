@@ -101,6 +101,11 @@ def apply_limits(settings):
     applied = settings
 
 
+def reload(config):
+    """Apply a reloaded config's ImageMagick limits (the node reloads this module as a part)."""
+    apply_limits(config.imagemagick)
+
+
 def current_limits():
     """The limits ImageMagick reports now (a policy file may have lowered them)."""
     from wand.resource import limits

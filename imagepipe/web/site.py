@@ -204,6 +204,11 @@ class ImagepipeSite(server.Site):
         self.by_client = Counter()  # client address -> open connections
         self.body_bytes = 0  # of request bodies being received, all connections
 
+    def reload(self, config):
+        """Take a reloaded config's body limit and client limits."""
+        self.max_request_bytes = config.network.max_request_bytes
+        self.client_limits = config.network.clients
+
     def buildProtocol(self, addr):
         limits = self.client_limits
         host = getattr(addr, "host", None)

@@ -14,7 +14,7 @@ from twisted.web.static import NoRangeStaticProducer
 
 from imagepipe.errors import ClientError
 from imagepipe.imaging.formats import by_name
-from imagepipe.paths import split_extension
+from imagepipe.paths import PathRules, split_extension
 from imagepipe.web.statuses import error_page
 
 
@@ -27,6 +27,10 @@ class TreeResource(resource.Resource):
         super().__init__()
         self.tree = tree
         self.rules = rules
+
+    def reload(self, config):
+        """Take a reloaded config's path rules."""
+        self.rules = PathRules(config.images.transliterate_paths)
 
     def render_GET(self, request):
         handle = self._open(request)
