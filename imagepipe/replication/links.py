@@ -33,6 +33,7 @@ from imagepipe.replication import messages
 from imagepipe.replication.endpoints import sync_endpoint
 from imagepipe.replication.messages import InvalidMessage
 from imagepipe.replication.replica import GAP
+from imagepipe.replication.sync_messages import decode_state, encode_state, state_from_row
 
 # Records per catch-up answer: the asking node's reactor reads a whole answer
 # in one go (txZMQ reads every queued message), so a batch is kept to about a
@@ -344,7 +345,7 @@ class ReplicationLinks(Service):
     def _send_states(self, states, sender):
         for state in states:
             if state is not None:
-                self.router.send([sender] + messages.encode_state(state))
+                self.router.send([sender] + encode_state(state))
         self.router.send([sender, json.dumps({"type": "fetch-end"}).encode()])
 
     # Full sync, as the asking side ------------------------------------------
@@ -382,11 +383,11 @@ class ReplicationLinks(Service):
             d.addCallback(lambda _: self._fetch_next(None, upstream))
 
     def _plan(self, rows):
-        states = [messages.state_from_row(row, self.replica.rules) for row in rows]
+        states = [state_from_row(row, self.replica.rules) for row in rows]
         return self.replica.wanted(states)
 
     def _install(self, frames):
-        self.replica.install(messages.decode_state(frames, self.replica.rules))
+        self.replica.install(decode_state(frames, self.replica.rules))
 
     def _fetch_next(self, wanted, upstream):
         sync = self.syncing.get(upstream)
