@@ -6,9 +6,10 @@ from imagepipe.paths import PathRules
 from imagepipe.replication import messages
 from imagepipe.replication.hlc import HybridClock
 from imagepipe.replication.journal import Journal
-from imagepipe.replication.messages import FileEntry, Message, PathState
+from imagepipe.replication.messages import FileEntry, Message
 from imagepipe.replication.replica import APPLIED, DUPLICATE, GAP, OWN, Replica
 from imagepipe.replication.state import ReplicaState
+from imagepipe.replication.sync_messages import PathState
 from imagepipe.tree import Tree
 
 OTHER, THIRD = "aa" * 16, "bb" * 16

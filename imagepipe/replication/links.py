@@ -1,23 +1,21 @@
-"""The ZeroMQ side of replication: publish, subscribe, catch-up, heartbeats.
+"""The ZeroMQ side of replication: sockets, heartbeats, trimming, dispatch.
 
-``ReplicationLinks`` is a service owning one ZeroMQ context and its sockets:
+``ReplicationLinks`` is a service owning the sockets ``ZmqSockets`` makes:
 
 * a PUB socket bound to ``publish``: every committed message (local or
   forwarded) and a heartbeat every second;
 * a SUB socket per ``subscribe`` endpoint, feeding received messages to the
   replica on one apply thread, in arrival order;
-* a ROUTER bound to ``sync``: answers catch-up requests from the journal and
-  records peers' acknowledgements;
-* a DEALER per upstream ``sync`` endpoint: asks for catch-up when a gap shows
-  (a skipped sequence, or a heartbeat announcing more than was applied) and
-  acknowledges what was applied.
+* a ROUTER bound to ``sync`` and a DEALER per upstream ``sync`` endpoint,
+  carrying the catch-up and full-sync conversations (``sync.PeerSync``);
+  every heartbeat also acknowledges to each upstream what was applied.
 
-Every socket gets explicit high-water marks and ``maxmsgsize`` before it
-binds or connects; with CURVE configured, the ZAP authenticator is running
-before the first bind, or the node does not start.
+A gap (a skipped sequence, or a heartbeat announcing more than was applied)
+asks the upstream for a catch-up.  Every socket gets explicit high-water
+marks and ``maxmsgsize`` before it binds or connects; with CURVE configured,
+the ZAP authenticator is running before the first bind, or the node does not
+start.
 """
-
-import json
 
 import zmq
 from twisted.application.service import Service
@@ -33,13 +31,8 @@ from imagepipe.replication import messages
 from imagepipe.replication.endpoints import sync_endpoint
 from imagepipe.replication.messages import InvalidMessage
 from imagepipe.replication.replica import GAP
-
-# Records per catch-up answer: the asking node's reactor reads a whole answer
-# in one go (txZMQ reads every queued message), so a batch is kept to about a
-# millisecond of its time.
-CATCHUP_BATCH = 50
-MANIFEST_BATCH = 2000
-FETCH_BATCH = 100
+from imagepipe.replication.sync import PeerSync
+from imagepipe.replication.sync_messages import SyncRequest, encode_request
 
 
 class _Socket(ZmqConnection):
@@ -55,63 +48,69 @@ class _Socket(ZmqConnection):
             self.received(message)
 
 
-class ReplicationLinks(Service):
-    """Sockets, timers and the apply thread of one replicating node."""
+class ZmqSockets:
+    """The ZeroMQ context of one node and the sockets made from it.
 
-    log = Logger()
+    Each socket is a txZMQ connection (``send(frames)``) with the settings'
+    high-water marks and ``maxmsgsize`` set before it binds or connects, and
+    this node's CURVE keys when CURVE is configured.
+    """
 
-    def __init__(self, reactor, replica, settings):
+    def __init__(self, reactor, settings):
         self.reactor = reactor
-        self.replica = replica
         self.settings = settings
-        self.apply_pool = ThreadPool(1, 1, name="imagepipe-apply")
-        self.io_pool = ThreadPool(1, 1, name="imagepipe-sync")
-        self.upstreams = []  # (endpoint, dealer)
-        self.catching_up = set()  # upstream endpoints with a request outstanding
-        self.syncing = {}  # upstream endpoint -> full sync in progress
-        self.replayed = {}  # upstream endpoint -> messages replayed in this catch-up
-        self.catchup_started = {}  # upstream endpoint -> when the catch-up began
-        self.authenticator = None
         self.factory = None
+        self.authenticator = None
+        self.keys = None
 
-    # Set-up ----------------------------------------------------------------
-
-    def startService(self):
-        super().startService()
+    def open(self):
+        """Make the context and start CURVE, or raise ``ConfigError`` with all closed again."""
         self.factory = ZmqFactory()
         self.factory.reactor = self.reactor
         self.factory.lingerPeriod = 0
         try:
-            keys = self._start_curve()
+            self.keys = self._start_curve()
         except ConfigError:
-            self._close_zmq()
+            self.close()
             raise
-        self.apply_pool.start()
-        self.io_pool.start()
-        self.pub = self._socket(zmq.PUB, keys, server=True)
-        self._bind(self.pub, self.settings.publish)
-        self.router = self._socket(zmq.ROUTER, keys, server=True, received=self._sync_request)
-        self._bind(self.router, self.settings.sync)
-        for index, endpoint in enumerate(self.settings.subscribe):
-            server_key = keys and keys["servers"][index]
-            sub = self._socket(zmq.SUB, keys, server_key=server_key,
-                               received=lambda frames, e=endpoint: self._received(frames, e))
-            sub.socket.setsockopt(zmq.SUBSCRIBE, b"")
-            sub.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, endpoint)])
-            dealer = self._socket(zmq.DEALER, keys, server_key=server_key,
-                                  received=lambda frames, e=endpoint: self._sync_answer(frames, e))
-            dealer.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, sync_endpoint(endpoint))])
-            self.upstreams.append((endpoint, dealer))
-        self.replica.notify = lambda: self.reactor.callFromThread(self._flush)
-        self.beat = task.LoopingCall(self._heartbeat)
-        self.beat.clock = self.reactor
-        self.beat.start(self.settings.heartbeat, now=True)
-        self.trimmer = task.LoopingCall(self._trim)
-        self.trimmer.clock = self.reactor
-        self.trimmer.start(min(60.0, max(1.0, self.settings.retention / 2)), now=False)
-        for endpoint, _ in self.upstreams:
-            self._catch_up(endpoint)
-        self._flush()
+
+    def publisher(self):
+        """The PUB socket, bound to every ``publish`` endpoint."""
+        connection = self._socket(zmq.PUB, server=True)
+        self._bind(connection, self.settings.publish)
+        return connection
+
+    def router(self, received):
+        """The ROUTER socket bound to every ``sync`` endpoint; ``received(frames)`` per message."""
+        connection = self._socket(zmq.ROUTER, server=True, received=received)
+        self._bind(connection, self.settings.sync)
+        return connection
+
+    def subscriber(self, index, received):
+        """A SUB socket taking everything ``subscribe[index]`` publishes."""
+        connection = self._socket(zmq.SUB, server_key=self._server_key(index),
+                                  received=received)
+        connection.socket.setsockopt(zmq.SUBSCRIBE, b"")
+        connection.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect,
+                                             self.settings.subscribe[index])])
+        return connection
+
+    def dealer(self, index, received):
+        """A DEALER connected to the sync endpoint of ``subscribe[index]``."""
+        connection = self._socket(zmq.DEALER, server_key=self._server_key(index),
+                                  received=received)
+        endpoint = sync_endpoint(self.settings.subscribe[index])
+        connection.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, endpoint)])
+        return connection
+
+    def close(self):
+        """Shut every socket down, stop the authenticator, end the context."""
+        for connection in list(self.factory.connections):
+            connection.shutdown()
+        if self.authenticator is not None:
+            self.authenticator.stop()
+            self.authenticator = None
+        self.factory.context.term()
 
     def _start_curve(self):
         """Start ZAP with the allowed keys; return this node's keys, or None."""
@@ -133,15 +132,18 @@ class ReplicationLinks(Service):
             raise ConfigError(f"[replication] CURVE cannot start: {error}") from None
         return {"public": public, "secret": secret, "servers": servers}
 
-    def _socket(self, kind, keys, server=False, server_key=None, received=None):
+    def _server_key(self, index):
+        return self.keys and self.keys["servers"][index]
+
+    def _socket(self, kind, server=False, server_key=None, received=None):
         connection = _Socket(self.factory, kind, received)
         socket = connection.socket
         socket.setsockopt(zmq.SNDHWM, self.settings.high_water_mark)
         socket.setsockopt(zmq.RCVHWM, self.settings.high_water_mark)
         socket.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message_bytes)
-        if keys:
-            socket.curve_secretkey = keys["secret"]
-            socket.curve_publickey = keys["public"]
+        if self.keys:
+            socket.curve_secretkey = self.keys["secret"]
+            socket.curve_publickey = self.keys["public"]
             if server:
                 socket.curve_server = True
             else:
@@ -155,24 +157,71 @@ class ReplicationLinks(Service):
             except zmq.ZMQError as error:
                 raise ConfigError(f"[replication] cannot bind {endpoint}: {error}") from None
 
+
+class ReplicationLinks(Service):
+    """Sockets, timers and the apply thread of one replicating node.
+
+    ``sockets`` makes the sockets (``ZmqSockets`` unless given);
+    ``apply_pool`` and ``io_pool`` are the one-thread pools for applies and
+    for reads on behalf of peers (made here unless given).  The service
+    starts and stops all three.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, replica, settings, sockets=None, apply_pool=None, io_pool=None):
+        self.reactor = reactor
+        self.replica = replica
+        self.settings = settings
+        self.sockets = ZmqSockets(reactor, settings) if sockets is None else sockets
+        self.apply_pool = (ThreadPool(1, 1, name="imagepipe-apply") if apply_pool is None
+                           else apply_pool)
+        self.io_pool = ThreadPool(1, 1, name="imagepipe-sync") if io_pool is None else io_pool
+        self.upstreams = []  # (endpoint, dealer)
+        self.sync = None  # the PeerSync, once the sockets exist
+        self.beat = self.trimmer = None
+
+    # Set-up ----------------------------------------------------------------
+
+    def startService(self):
+        super().startService()
+        self.sockets.open()
+        self.apply_pool.start()
+        self.io_pool.start()
+        self.pub = self.sockets.publisher()
+        self.router = self.sockets.router(self._asked)
+        for index, endpoint in enumerate(self.settings.subscribe):
+            self.sockets.subscriber(index, lambda frames, e=endpoint: self._received(frames, e))
+            dealer = self.sockets.dealer(index,
+                                         lambda frames, e=endpoint: self._answered(frames, e))
+            self.upstreams.append((endpoint, dealer))
+        self.sync = PeerSync(self.reactor, self.replica, self.apply_pool, self.io_pool,
+                             {endpoint: dealer.send for endpoint, dealer in self.upstreams},
+                             self.router.send, self._received,
+                             timeout=self.settings.heartbeat * 10)
+        self.replica.notify = lambda: self.reactor.callFromThread(self._flush)
+        self.beat = task.LoopingCall(self._heartbeat)
+        self.beat.clock = self.reactor
+        self.beat.start(self.settings.heartbeat, now=True)
+        self.trimmer = task.LoopingCall(self._trim)
+        self.trimmer.clock = self.reactor
+        self.trimmer.start(min(60.0, max(1.0, self.settings.retention / 2)), now=False)
+        for endpoint, _ in self.upstreams:
+            self.sync.catch_up(endpoint)
+        self._flush()
+
     def stopService(self):
         super().stopService()
-        for loop in (getattr(self, "beat", None), getattr(self, "trimmer", None)):
+        for loop in (self.beat, self.trimmer):
             if loop is not None and loop.running:
                 loop.stop()
+        if self.sync is not None:
+            self.sync.stop()
         self.replica.notify = lambda: None
         for pool in (self.apply_pool, self.io_pool):
             if pool.started:
                 pool.stop()
-        self._close_zmq()
-
-    def _close_zmq(self):
-        for connection in list(self.factory.connections):
-            connection.shutdown()
-        if self.authenticator is not None:
-            self.authenticator.stop()
-            self.authenticator = None
-        self.factory.context.term()
+        self.sockets.close()
 
     # Publishing --------------------------------------------------------------
 
@@ -185,10 +234,10 @@ class ReplicationLinks(Service):
 
     def _heartbeat(self):
         self.pub.send(self.replica.heartbeat())
-        ack = json.dumps({"type": "ack", "node": self.replica.node,
-                          "applied": self.replica.applied()}).encode()
+        ack = encode_request(SyncRequest("ack", self.replica.node,
+                                         applied=self.replica.applied()))
         for _, dealer in self.upstreams:
-            dealer.send([ack])
+            dealer.send(ack)
 
     def _trim(self):
         d = deferToThreadPool(self.reactor, self.io_pool, self.replica.trim,
@@ -199,6 +248,14 @@ class ReplicationLinks(Service):
         return d
 
     # Receiving ---------------------------------------------------------------
+
+    # The sockets exist before ``self.sync`` does, but the reactor reads none of
+    # them before ``startService`` has returned.
+    def _asked(self, frames):
+        self.sync.asked(frames)
+
+    def _answered(self, frames, upstream):
+        self.sync.answered(frames, upstream)
 
     def _received(self, frames, upstream):
         try:
@@ -224,11 +281,11 @@ class ReplicationLinks(Service):
         mine = self.replica.applied()
         if any(seq > mine.get(origin, 0) for origin, seq in beat.applied_map.items()
                if origin != self.replica.node):
-            self._catch_up(upstream)
+            self.sync.catch_up(upstream)
 
     def _applied(self, result, upstream):
         if result == GAP:
-            self._catch_up(upstream)
+            self.sync.catch_up(upstream)
 
     def _refused(self, failure, upstream):
         if failure.check(InvalidMessage):
@@ -240,178 +297,3 @@ class ReplicationLinks(Service):
         else:
             self.log.failure("applying a message from {upstream} failed", failure,
                              upstream=upstream)
-
-    # Catch-up, as the asking side -------------------------------------------
-
-    def _catch_up(self, upstream):
-        if upstream in self.catching_up or upstream in self.syncing or not self.running:
-            return
-        self.catching_up.add(upstream)
-        self.catchup_started.setdefault(upstream, self.reactor.seconds())
-        dealer = dict(self.upstreams)[upstream]
-        request = {"type": "catchup", "node": self.replica.node,
-                   "applied": self.replica.applied(), "limit": CATCHUP_BATCH}
-        dealer.send([json.dumps(request).encode()])
-        self.reactor.callLater(self.settings.heartbeat * 10, self.catching_up.discard, upstream)
-
-    def _sync_answer(self, frames, upstream):
-        try:
-            head = messages.header(frames)
-        except InvalidMessage as error:
-            self.log.warn("bad answer from {upstream}: {error}", upstream=upstream,
-                          error=str(error))
-            return
-        kind = head.get("type")
-        if kind in ("store", "move", "delete"):
-            self.replayed[upstream] = self.replayed.get(upstream, 0) + 1
-            self._received(frames, upstream)
-        elif kind == "caught-up":
-            d = deferToThreadPool(self.reactor, self.apply_pool, lambda: None)
-            d.addCallback(lambda _: self._caught_up(upstream, head.get("more")))
-        elif kind == "full-sync-needed":
-            if upstream not in self.syncing:
-                self._full_sync(upstream)
-        elif kind in ("manifest-part", "manifest-end", "file", "fetch-end"):
-            self._full_sync_answer(head, frames, upstream)
-
-    def _caught_up(self, upstream, more):
-        self.catching_up.discard(upstream)
-        if more:
-            self._catch_up(upstream)
-            return
-        replayed = self.replayed.pop(upstream, 0)
-        started = self.catchup_started.pop(upstream, self.reactor.seconds())
-        if replayed:
-            self.log.info("caught up {count} messages from {upstream} in {seconds:.1f} s",
-                          count=replayed, upstream=upstream,
-                          seconds=self.reactor.seconds() - started)
-
-    # Catch-up, as the answering side ----------------------------------------
-
-    def _sync_request(self, frames):
-        sender, body = frames[0], frames[-1]
-        try:
-            request = json.loads(body)
-            kind = request["type"]
-            node = request["node"]
-            applied = {str(k): int(v) for k, v in dict(request.get("applied", {})).items()}
-        except (ValueError, KeyError, TypeError, AttributeError):
-            self.log.warn("dropped a malformed sync request")
-            return
-        if kind == "ack":
-            self.io_pool.callInThread(self.replica.record_peer, str(node), applied)
-        elif kind == "manifest":
-            d = deferToThreadPool(self.reactor, self.io_pool, self.replica.manifest)
-            d.addCallback(self._send_manifest, sender)
-        elif kind == "fetch":
-            paths = request.get("paths")
-            if not isinstance(paths, list) or len(paths) > FETCH_BATCH:
-                self.log.warn("dropped a malformed fetch request from {node}", node=node)
-                return
-            d = deferToThreadPool(self.reactor, self.io_pool,
-                                  lambda: [self.replica.path_state(str(p)) for p in paths])
-            d.addCallback(self._send_states, sender)
-        elif kind == "catchup":
-            limit = max(1, min(int(request.get("limit", CATCHUP_BATCH)), CATCHUP_BATCH))
-            d = deferToThreadPool(self.reactor, self.io_pool, self._replay, applied, limit)
-            d.addCallback(self._send_replay, sender)
-            d.addErrback(lambda f: self.log.failure("catch-up for {node} failed", f, node=node))
-
-    def _replay(self, applied, limit):
-        numbers = self.replica.missing_for(applied, limit + 1)
-        if numbers is None:
-            return None, False
-        return [self.replica.journal.read(n) for n in numbers[:limit]], len(numbers) > limit
-
-    def _send_replay(self, result, sender):
-        records, more = result
-        if records is None:
-            self.router.send([sender, json.dumps({"type": "full-sync-needed"}).encode()])
-            return
-        for frames in records:
-            self.router.send([sender] + frames)
-        done = {"type": "caught-up", "more": more}
-        self.router.send([sender, json.dumps(done).encode()])
-
-    def _send_manifest(self, result, sender):
-        rows, applied = result
-        for start in range(0, len(rows), MANIFEST_BATCH):
-            part = {"type": "manifest-part", "rows": rows[start:start + MANIFEST_BATCH]}
-            self.router.send([sender, json.dumps(part).encode()])
-        end = {"type": "manifest-end", "applied": applied}
-        self.router.send([sender, json.dumps(end).encode()])
-
-    def _send_states(self, states, sender):
-        for state in states:
-            if state is not None:
-                self.router.send([sender] + messages.encode_state(state))
-        self.router.send([sender, json.dumps({"type": "fetch-end"}).encode()])
-
-    # Full sync, as the asking side ------------------------------------------
-
-    def _full_sync(self, upstream):
-        """Start over from the upstream's manifest (Clone pattern: state, then updates)."""
-        self.log.warn("{upstream} no longer has the journal this node needs: full sync",
-                      upstream=upstream)
-        self.syncing[upstream] = {"rows": [], "fetch": [], "applied": None}
-        self._ask(upstream, {"type": "manifest"})
-
-    def _ask(self, upstream, request):
-        request = dict(request, node=self.replica.node)
-        dict(self.upstreams)[upstream].send([json.dumps(request).encode()])
-
-    def _full_sync_answer(self, head, frames, upstream):
-        sync = self.syncing.get(upstream)
-        if sync is None:
-            return
-        kind = head.get("type")
-        if kind == "manifest-part":
-            rows = head.get("rows")
-            if isinstance(rows, list):
-                sync["rows"].extend(rows)
-        elif kind == "manifest-end":
-            sync["applied"] = head.get("applied")
-            d = deferToThreadPool(self.reactor, self.apply_pool, self._plan, sync["rows"])
-            d.addCallback(self._fetch_next, upstream)
-            d.addErrback(self._sync_failed, upstream)
-        elif kind == "file":
-            d = deferToThreadPool(self.reactor, self.apply_pool, self._install, frames)
-            d.addErrback(self._sync_failed, upstream)
-        elif kind == "fetch-end":
-            d = deferToThreadPool(self.reactor, self.apply_pool, lambda: None)
-            d.addCallback(lambda _: self._fetch_next(None, upstream))
-
-    def _plan(self, rows):
-        states = [messages.state_from_row(row, self.replica.rules) for row in rows]
-        return self.replica.wanted(states)
-
-    def _install(self, frames):
-        self.replica.install(messages.decode_state(frames, self.replica.rules))
-
-    def _fetch_next(self, wanted, upstream):
-        sync = self.syncing.get(upstream)
-        if sync is None:
-            return
-        if wanted is not None:
-            sync["fetch"] = list(wanted)
-        if sync["fetch"]:
-            batch, sync["fetch"] = sync["fetch"][:FETCH_BATCH], sync["fetch"][FETCH_BATCH:]
-            self._ask(upstream, {"type": "fetch", "paths": batch})
-            return
-        applied = sync["applied"]
-        del self.syncing[upstream]
-        if isinstance(applied, dict):
-            d = deferToThreadPool(self.reactor, self.apply_pool, self.replica.finish_full_sync,
-                                  {str(k): int(v) for k, v in applied.items()})
-            d.addCallback(lambda _: self._full_sync_done(upstream))
-
-    def _full_sync_done(self, upstream):
-        self.log.info("full sync from {upstream} done", upstream=upstream)
-        self.catching_up.discard(upstream)
-        self._catch_up(upstream)
-
-    def _sync_failed(self, failure, upstream):
-        self.log.failure("full sync from {upstream} failed; will start over", failure,
-                         upstream=upstream)
-        self.syncing.pop(upstream, None)
-        self.catching_up.discard(upstream)

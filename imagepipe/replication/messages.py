@@ -5,7 +5,9 @@ contents of the files the header lists (``docs/replication.md``).  ``decode``
 is the edge where a peer's bytes become a typed ``Message``: it checks every
 field, every path (by the same rules as client paths), and every size and
 sha256, and raises ``InvalidMessage`` saying what is wrong.  ``pack`` and
-``unpack`` turn frames into the journal's record body and back.
+``unpack`` turn frames into the journal's record body and back.  The field
+checks (``header``, ``check_*``) serve the sync conversation's messages too
+(``sync_messages``).
 
 Pure: no sockets, no files, no reactor.
 """
@@ -104,8 +106,13 @@ def encode(message):
         head["deleted"] = list(message.deleted)
     if "applied" in fields:
         head["applied"] = message.applied_map
-    text = json.dumps(head, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return [text.encode("utf-8")] + [entry.data for entry in message.files]
+    return [json_frame(head)] + [entry.data for entry in message.files]
+
+
+def json_frame(head):
+    """``head`` as a header frame: compact UTF-8 JSON with sorted keys."""
+    return json.dumps(head, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
 
 
 def _refuse_constant(name):
@@ -142,7 +149,8 @@ def header(frames):
     return head
 
 
-def _integer(value, name, low, high):
+def check_integer(value, name, low, high):
+    """``value`` if it is an integer in ``low``..``high - 1``, else ``InvalidMessage``."""
     # bool is an int subclass; true is not a sequence number.
     if type(value) is not int or not low <= value < high:
         raise InvalidMessage(f"{name}: expected an integer in {low}..{high - 1}, "
@@ -150,13 +158,15 @@ def _integer(value, name, low, high):
     return value
 
 
-def _origin(value, name):
+def check_origin(value, name):
+    """``value`` if it is a node id (32 lowercase hex digits), else ``InvalidMessage``."""
     if not isinstance(value, str) or not _ORIGIN.fullmatch(value):
         raise InvalidMessage(f"{name}: expected 32 lowercase hex digits, got {quoted(value)}")
     return value
 
 
-def _path(value, name, rules):
+def check_path(value, name, rules):
+    """``value`` if it is a path ``rules`` accept unchanged, else ``InvalidMessage``."""
     try:
         path = rules.clean(value, name)
     except ClientError as error:
@@ -166,7 +176,15 @@ def _path(value, name, rules):
     return path
 
 
-def _list(head, name):
+def check_sha256(value, name):
+    """``value`` if it is a sha256 (64 lowercase hex digits), else ``InvalidMessage``."""
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise InvalidMessage(f"{name}: expected 64 lowercase hex digits, got {quoted(value)}")
+    return value
+
+
+def check_list(head, name):
+    """Field ``name`` of ``head`` if it is a list, else ``InvalidMessage``."""
     value = head[name]
     if not isinstance(value, list):
         raise InvalidMessage(f"{name}: expected a list, got {type(value).__name__}")
@@ -185,15 +203,12 @@ def _files(listed, data, rules):
         for field in ("path", "size", "sha256"):
             if field not in item:
                 raise InvalidMessage(f"{name}.{field}: missing")
-        path = _path(item["path"], f"{name}.path", rules)
+        path = check_path(item["path"], f"{name}.path", rules)
         if path in seen:
             raise InvalidMessage(f"{name}.path: {quoted(path)} is already files[{seen[path]}]")
         seen[path] = index
-        size = _integer(item["size"], f"{name}.size", 0, INT_LIMIT)
-        sha256 = item["sha256"]
-        if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-            raise InvalidMessage(f"{name}.sha256: expected 64 lowercase hex digits, "
-                                 f"got {quoted(sha256)}")
+        size = check_integer(item["size"], f"{name}.size", 0, INT_LIMIT)
+        sha256 = check_sha256(item["sha256"], f"{name}.sha256")
         if not isinstance(content, bytes):
             raise InvalidMessage(f"frame {index + 1}: expected bytes, "
                                  f"got {type(content).__name__}")
@@ -205,14 +220,15 @@ def _files(listed, data, rules):
     return tuple(entries)
 
 
-def _applied(head):
+def check_applied(head):
+    """Field ``applied`` of ``head`` checked into a dict origin → seq, or ``InvalidMessage``."""
     applied = head["applied"]
     if not isinstance(applied, dict):
         raise InvalidMessage(f"applied: expected an object, got {type(applied).__name__}")
     result = {}
     for origin, seq in applied.items():
-        _origin(origin, "applied")
-        result[origin] = _integer(seq, f"applied[{origin!r}]", 0, INT_LIMIT)
+        check_origin(origin, "applied")
+        result[origin] = check_integer(seq, f"applied[{origin!r}]", 0, INT_LIMIT)
     return result
 
 
@@ -225,14 +241,14 @@ def decode(frames, rules=PathRules()):
     for field in ("v", "type", "origin", "hlc"):
         if field not in head:
             raise InvalidMessage(f"{field}: missing")
-    version = _integer(head["v"], "v", 0, INT_LIMIT)
+    version = check_integer(head["v"], "v", 0, INT_LIMIT)
     if version != VERSION:
         raise InvalidMessage(f"v: unsupported version {version} (this node speaks {VERSION})")
     kind = head["type"]
     if kind not in TYPES:
         raise InvalidMessage(f"type: unknown message type {quoted(kind)}")
-    origin = _origin(head["origin"], "origin")
-    hlc = _integer(head["hlc"], "hlc", 0, INT_LIMIT)
+    origin = check_origin(head["origin"], "origin")
+    hlc = check_integer(head["hlc"], "hlc", 0, INT_LIMIT)
     fields = _FIELDS[kind]
     for field in sorted(_PER_TYPE):
         if field in fields and field not in head:
@@ -243,17 +259,17 @@ def decode(frames, rules=PathRules()):
         if len(frames) > 1:
             raise InvalidMessage(f"heartbeat: carries {len(frames) - 1} data frames, "
                                  f"expected none")
-        return Message(kind, origin, 0, hlc, applied=_applied(head))
-    seq = _integer(head["seq"], "seq", 1, INT_LIMIT)
-    listed = _list(head, "files") if "files" in fields else []
-    deleted = _list(head, "deleted") if "deleted" in fields else []
+        return Message(kind, origin, 0, hlc, applied=check_applied(head))
+    seq = check_integer(head["seq"], "seq", 1, INT_LIMIT)
+    listed = check_list(head, "files") if "files" in fields else []
+    deleted = check_list(head, "deleted") if "deleted" in fields else []
     if len(listed) + len(deleted) > MAX_PATHS:
         raise InvalidMessage(f"message: {len(listed) + len(deleted)} paths exceed the limit "
                              f"of {MAX_PATHS}")
     files = _files(listed, frames[1:], rules) if "files" in fields else ()
     if "files" not in fields and len(frames) > 1:
         raise InvalidMessage(f"{kind}: carries {len(frames) - 1} data frames, expected none")
-    deleted = tuple(_path(path, f"deleted[{index}]", rules)
+    deleted = tuple(check_path(path, f"deleted[{index}]", rules)
                     for index, path in enumerate(deleted))
     if kind in ("store", "move") and not files:
         raise InvalidMessage(f"files: a {kind} needs at least one file")
@@ -301,57 +317,3 @@ def unpack(body):
         raise InvalidMessage(f"body: {end - offset} bytes after the last frame")
     return frames
 
-
-@dataclass(frozen=True)
-class PathState:
-    """One path's current version, as a full sync transfers it: bytes or a tombstone."""
-
-    path: str
-    hlc: int
-    origin: str
-    deleted: bool
-    sha256: str  # "" for a tombstone
-    data: bytes = b""
-
-    def row(self):
-        """The manifest row ``[path, hlc, origin, deleted, sha256]``."""
-        return [self.path, self.hlc, self.origin, int(self.deleted), self.sha256]
-
-
-def encode_state(state):
-    """Frames of a full-sync ``file`` answer: JSON header, then the bytes."""
-    head = {"type": "file", "path": state.path, "hlc": state.hlc, "origin": state.origin,
-            "deleted": state.deleted, "sha256": state.sha256}
-    return [json.dumps(head, sort_keys=True, separators=(",", ":"),
-                       ensure_ascii=False).encode("utf-8"), state.data]
-
-
-def decode_state(frames, rules=PathRules()):
-    """The ``PathState`` in a ``file`` answer, checked like a message, or ``InvalidMessage``."""
-    head = header(frames)
-    if head.get("type") != "file" or len(frames) != 2:
-        raise InvalidMessage("file: expected a file header and one data frame")
-    state = state_from_row([head.get("path"), head.get("hlc"), head.get("origin"),
-                            head.get("deleted"), head.get("sha256")], rules, "file")
-    data = frames[1]
-    if state.deleted and data:
-        raise InvalidMessage("file: a tombstone carries no data")
-    if not state.deleted and hashlib.sha256(data).hexdigest() != state.sha256:
-        raise InvalidMessage("file.sha256 does not match the data")
-    return PathState(state.path, state.hlc, state.origin, state.deleted, state.sha256,
-                     bytes(data))
-
-
-def state_from_row(row, rules=PathRules(), name="row"):
-    """A manifest row checked into a ``PathState`` (without data)."""
-    if not isinstance(row, list) or len(row) != 5:
-        raise InvalidMessage(f"{name}: expected [path, hlc, origin, deleted, sha256]")
-    path, hlc, origin, deleted, sha256 = row
-    deleted = bool(_integer(int(deleted) if isinstance(deleted, bool) else deleted,
-                            f"{name}.deleted", 0, 2))
-    if not isinstance(sha256, str) or not (
-            _SHA256.fullmatch(sha256) or (deleted and sha256 == "")):
-        raise InvalidMessage(f"{name}.sha256: expected 64 lowercase hex digits, "
-                             f"got {quoted(sha256)}")
-    return PathState(_path(path, f"{name}.path", rules), _integer(hlc, f"{name}.hlc", 0,
-                     INT_LIMIT), _origin(origin, f"{name}.origin"), deleted, sha256)

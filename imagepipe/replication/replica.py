@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from imagepipe.errors import ImagepipeError, OperationFailed
 from imagepipe.replication import messages
 from imagepipe.replication.hlc import wall_ms
-from imagepipe.replication.messages import FileEntry, InvalidMessage, Message, PathState
+from imagepipe.replication.messages import FileEntry, InvalidMessage, Message
+from imagepipe.replication.sync_messages import PathState
 
 APPLIED, DUPLICATE, GAP, OWN = "applied", "duplicate", "gap", "own"
 
