@@ -542,6 +542,7 @@ class NetworkSettings:
 
     interface: str
     port: int
+    listen: tuple  # endpoint descriptions (imagepipe.listening); interface and port if unset
     auth: str
     auth_file: str
     max_request_bytes: int
@@ -704,6 +705,8 @@ def _known_in(section):
 
 
 def _typed(filename, raw):
+    from imagepipe import listening
+
     base = os.path.dirname(os.path.abspath(filename))
     net = raw["network"]
     images = raw["images"]
@@ -728,7 +731,9 @@ def _typed(filename, raw):
     return Config(
         filename=filename,
         network=NetworkSettings(
-            interface=net["interface"], port=net["port"], auth=net["auth"],
+            interface=net["interface"], port=net["port"],
+            listen=(listening.tcp_description(net["interface"], net["port"]),),
+            auth=net["auth"],
             auth_file=auth_file, max_request_bytes=net["max_request_bytes"],
             serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"],
             access_log=(net["access_log"] if net["access_log"] in ("", "-")

@@ -2,7 +2,9 @@
 
 from types import SimpleNamespace
 
+from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 
 from conftest import render_config
 from imagepipe import config as configuration
@@ -16,8 +18,24 @@ def write(path, root, **images):
     return configuration.load(str(path))
 
 
-def node(tmp_path, **images):
-    reactor = MemoryReactorClock()
+class Reactor(MemoryReactorClock):
+    """A memory reactor whose ports say when they stop, and that refuses ``taken`` ports."""
+
+    def __init__(self, taken=()):
+        super().__init__()
+        self.taken = set(taken)
+        self.stopped = []
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        if port in self.taken:
+            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+        listening = super().listenTCP(port, factory, backlog, interface)
+        listening.stopListening = lambda: self.stopped.append(port)
+        return listening
+
+
+def node(tmp_path, reactor=None, **images):
+    reactor = reactor or Reactor()
     config = write(tmp_path / "imagepipe.ini", tmp_path, **images)
     workers = WorkerPool(reactor, 1, 1, 1, 1)
     images_store = SimpleNamespace(settings=store_settings(config), workers=workers,
@@ -26,7 +44,7 @@ def node(tmp_path, **images):
     site = SimpleNamespace(max_request_bytes=0, client_limits=None)
     made = Node(reactor, config, site, images_store, workers, SimpleNamespace(authenticator=None),
                 None, None)
-    made._listen(config.network)
+    made._listen_at_start()
     return made, reactor
 
 
@@ -55,3 +73,18 @@ def test_a_new_address_listens_there(tmp_path):
     made.reload()
     assert [port for port, *_ in reactor.tcpServers] == [18085, 18086]
     assert made.config.network.port == 18086
+    assert reactor.stopped == [18085]  # once the new one listens
+    assert list(made.ports) == ["tcp:18086:interface=127.0.0.1"]
+
+
+def test_a_new_address_that_cannot_listen_keeps_the_old_one(tmp_path):
+    made, reactor = node(tmp_path, Reactor(taken={18086}))
+    text = (tmp_path / "imagepipe.ini").read_text().replace("18085", "18086")
+    (tmp_path / "imagepipe.ini").write_text(text)
+    with capturedLogs() as events:
+        made.reload()
+    assert [port for port, *_ in reactor.tcpServers] == [18085] and reactor.stopped == []
+    assert ("reload: Couldn't listen on 127.0.0.1:18086: [Errno 98] Address already in use. "
+            "Still listening on 0.0.0.0:18085 (tcp).") in [formatEvent(e) for e in events]
+    assert list(made.ports) == ["tcp:18085:interface=127.0.0.1"]
+    assert made.config.network.port == 18086  # the other settings still apply

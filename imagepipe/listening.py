@@ -1,0 +1,76 @@
+"""Where a node listens: Twisted endpoint descriptions, opened all or none.
+
+A listener is described as ``serverFromString`` reads it:
+``tcp:8085:interface=127.0.0.1``, ``ssl:8443:privateKey=key.pem:certKey=cert.pem``,
+``unix:/run/imagepipe/imagepipe.sock``, or ``systemd:domain=INET:index=0`` for a
+socket that systemd opened and passed on.  ``tcp_description`` says the
+original ``[network] interface`` and ``port`` in these terms; ``listen`` opens
+a set of descriptions on the reactor it is given.
+"""
+
+import os
+
+from twisted.internet import defer, error
+from twisted.internet.address import IPv6Address, UNIXAddress
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+
+
+class ListenFailed(Exception):
+    """An endpoint could not listen; the message is one line naming it and why."""
+
+
+def tcp_description(interface, port):
+    """The description of the original ``interface`` and ``port`` keys."""
+    return f"tcp:{port}:interface={quoteStringArgument(interface)}"
+
+
+def listen(reactor, descriptions, factory):
+    """Listen with ``factory`` on every one of ``descriptions``.
+
+    Returns a Deferred firing with ``{description: IListeningPort}`` once all
+    listen.  If one cannot, those that did are closed again and the Deferred
+    fails with ``ListenFailed`` (the first failure, in description order).
+    """
+    descriptions = tuple(descriptions)
+    attempts = [_listen_on(reactor, description, factory) for description in descriptions]
+
+    def settle(results):
+        ports = {description: value for description, (ok, value)
+                 in zip(descriptions, results) if ok}
+        failures = [value for ok, value in results if not ok]
+        if not failures:
+            return ports
+        closing = defer.DeferredList([defer.maybeDeferred(port.stopListening)
+                                      for port in ports.values()])
+        return closing.addCallback(lambda _: failures[0])
+
+    return defer.DeferredList(attempts, consumeErrors=True).addCallback(settle)
+
+
+def _listen_on(reactor, description, factory):
+    d = defer.maybeDeferred(lambda: serverFromString(reactor, description).listen(factory))
+
+    def failed(failure):
+        reason = failure.value
+        if isinstance(reason, error.CannotListenError):  # names the address already
+            raise ListenFailed(str(reason))
+        raise ListenFailed(f"Couldn't listen on {description}: {_first_line(reason)}")
+
+    return d.addErrback(failed)
+
+
+def where(description, port):
+    """What ``port`` listens on, for the log: host:port or a unix socket's path, and the kind."""
+    host = port.getHost()
+    if isinstance(host, UNIXAddress):
+        place = os.fsdecode(host.name) if host.name is not None else "an unnamed socket"
+    elif isinstance(host, IPv6Address):
+        place = f"[{host.host}]:{host.port}"
+    else:
+        place = f"{host.host}:{host.port}"
+    return f"{place} ({description.partition(':')[0]})"
+
+
+def _first_line(reason):
+    text = str(reason).strip()
+    return text.splitlines()[0] if text else type(reason).__name__
