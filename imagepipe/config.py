@@ -36,6 +36,15 @@ class Setting:
 
 
 SETTINGS = (
+    Setting("network", "listen", "string_list", "",
+            "Where to listen for XML-RPC calls and the read-only tree: Twisted endpoint "
+            "descriptions, comma separated. tcp:8085:interface=127.0.0.1; "
+            "ssl:8443:interface=0.0.0.0:privateKey=key.pem:certKey=cert.pem (TLS); "
+            "unix:/run/imagepipe/imagepipe.sock:mode=660; systemd:domain=INET:index=0 "
+            "(a socket systemd opened). A colon inside a value "
+            "is escaped with a backslash; file names are taken from twistd's working "
+            "directory. Empty: interface and port below, as tcp:PORT:interface=ADDRESS.",
+            example="tcp:8085:interface=127.0.0.1"),
     Setting("network", "interface", "string", "127.0.0.1",
             "Address to listen on for XML-RPC calls. Use 0.0.0.0 to listen on every "
             "interface (only behind a firewall, or with auth enabled)."),
@@ -732,7 +741,8 @@ def _typed(filename, raw):
         filename=filename,
         network=NetworkSettings(
             interface=net["interface"], port=net["port"],
-            listen=(listening.tcp_description(net["interface"], net["port"]),),
+            listen=listening.descriptions(filename, net["listen"], net["interface"],
+                                          net["port"]),
             auth=net["auth"],
             auth_file=auth_file, max_request_bytes=net["max_request_bytes"],
             serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"],

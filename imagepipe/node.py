@@ -186,13 +186,13 @@ class Node(MultiService):
                                    self.factory)
 
         def switch(opened):
+            self._log_listening(opened)
             for description in dropped:
                 port = self.ports.pop(description)
                 self.log.info("stopped listening on {where}",
                               where=listening.where(description, port))
                 port.stopListening()
             self.ports.update(opened)
-            self._log_listening(opened)
 
         def refuse(failure):
             failure.trap(listening.ListenFailed)
