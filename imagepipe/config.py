@@ -41,7 +41,7 @@ SETTINGS = (
             "descriptions, comma separated. tcp:8085:interface=127.0.0.1; "
             "ssl:8443:interface=0.0.0.0:privateKey=key.pem:certKey=cert.pem (TLS); "
             "unix:/run/imagepipe/imagepipe.sock:mode=660; systemd:domain=INET:index=0 "
-            "(a socket systemd opened). A colon inside a value "
+            "(a socket systemd opened: examples/imagepipe.socket). A colon inside a value "
             "is escaped with a backslash; file names are taken from twistd's working "
             "directory. Empty: interface and port below, as tcp:PORT:interface=ADDRESS.",
             example="tcp:8085:interface=127.0.0.1"),

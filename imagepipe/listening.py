@@ -54,7 +54,7 @@ def descriptions(filename, listen, interface, port):
 def _why(description, reason):
     if _kind(description) == "systemd" and isinstance(reason, (IndexError, KeyError)):
         return ("systemd passed no such socket (LISTEN_FDS, LISTEN_FDNAMES): start the "
-                "node through its socket unit")
+                "node through its socket unit (examples/imagepipe.socket)")
     if isinstance(reason, OSError) and reason.filename:
         return f"cannot read {reason.filename}: {reason.strerror}"
     # TypeError names the parser function: "_parseTCP() missing 1 required ..."

@@ -1,11 +1,13 @@
 """[network] listen: endpoint descriptions checked at load, and real TCP, TLS and unix listeners."""
 
+import http.client
 import json
 import shutil
 import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import urllib.request
 import xmlrpc.client
@@ -15,7 +17,7 @@ import pytest
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.testing import MemoryReactor
 
-from conftest import TWISTD, b64, free_port, opened, picture, render_config, wait_for
+from conftest import ROOT, TWISTD, b64, free_port, opened, picture, render_config, wait_for
 from imagepipe import config, listening
 from imagepipe.errors import ConfigError
 from support.net import UnixHTTPConnection, UnixTransport, unix_accepts
@@ -228,3 +230,79 @@ def test_a_reload_to_a_taken_port_keeps_listening_where_it_was(make_server):
     assert f"reload: Couldn't listen on 127.0.0.1:{busy}" in node.log()
     assert f"Still listening on 127.0.0.1:{node.port} (tcp)" in node.log()
     assert node.proxy().store_image(b64(picture(8, 8)), "stayed.jpg") == "OK"
+
+
+# Execs twistd with the socket at fd 3 and LISTEN_PID set to its own pid, which
+# exec keeps: what systemd does for a socket unit.  (A shell could do it with
+# LISTEN_PID=$$ exec, but dash's redirections only reach fds 0 to 9.)
+AS_SYSTEMD = ("import os, sys\n"
+              "fd = int(sys.argv[1])\n"
+              "if fd != 3:\n"
+              "    os.dup2(fd, 3)\n"
+              "    os.close(fd)\n"
+              "os.execve(sys.argv[2], sys.argv[2:], dict(os.environ, LISTEN_PID=str(os.getpid())))\n")
+
+
+@pytest.fixture
+def held_socket():
+    """A listening socket the test holds as systemd holds its socket unit's."""
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        yield held
+
+
+def start_as_systemd(node, held):
+    node.sections["network"]["listen"] = "systemd:domain=INET:index=0"
+    fd = held.fileno()
+    node.start(wait=False, through=(sys.executable, "-c", AS_SYSTEMD, str(fd)), pass_fds=(fd,),
+               env={"LISTEN_FDS": "1", "LISTEN_FDNAMES": "imagepipe.socket"})
+    wait_for(lambda: "listening on" in node.log() or node.process.poll() is not None,
+             what="the node to take the socket")
+    assert node.process.poll() is None, node.log()
+    return held.getsockname()[1]
+
+
+def test_a_socket_passed_as_systemd_does_serves_xmlrpc_and_health(make_server, held_socket):
+    node = make_server()
+    port = start_as_systemd(node, held_socket)
+    assert f"listening on 127.0.0.1:{port} (systemd)" in node.log()
+    proxy = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/")
+    assert proxy.store_image(b64(picture(40, 30)), "systemd/a.jpg", "", [20, 20]) == "OK"
+    assert opened((node.root / "systemd/a.jpg").read_bytes()).size == (20, 15)
+
+    def over_tcp(path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+            return response.status, response.read()
+
+    assert all(check["ok"] for check in health(over_tcp)["checks"])
+
+
+def test_a_reload_keeps_the_socket_systemd_passed(make_server, held_socket):
+    node = make_server()
+    port = start_as_systemd(node, held_socket)
+    node.sections["images"]["quality"] = 70
+    node.write_config()
+    node.send(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in node.log(), what="the reload")
+    proxy = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/")
+    assert proxy.store_image(b64(picture(8, 8)), "systemd/after.jpg") == "OK"
+    assert node.log().count("listening on") == 1
+
+
+def test_a_restart_under_systemd_refuses_no_client(make_server, held_socket):
+    first = make_server()
+    port = start_as_systemd(first, held_socket)
+    assert first.stop(signal.SIGTERM) == -signal.SIGTERM  # left systemd's copy listening
+    waiting = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    waiting.request("GET", "/health")  # queued in the socket while no node runs
+    start_as_systemd(make_server(), held_socket)
+    assert waiting.getresponse().status == 200
+    waiting.close()
+
+
+def test_the_example_socket_unit_passes_the_one_socket_the_service_config_takes():
+    socket_unit = (ROOT / "examples" / "imagepipe.socket").read_text()
+    service = (ROOT / "examples" / "imagepipe.service").read_text()
+    assert [line for line in socket_unit.splitlines()
+            if line.startswith("ListenStream=")] == ["ListenStream=127.0.0.1:8085"]
+    assert "listen = systemd:domain=INET:index=0" in service
+    assert "Requires=imagepipe.socket" in service.splitlines()
