@@ -71,8 +71,8 @@ def listen(reactor, descriptions, factory):
     """Listen with ``factory`` on every one of ``descriptions``.
 
     Returns a Deferred firing with ``{description: IListeningPort}`` once all
-    listen.  If one cannot, those that did are closed again and the Deferred
-    fails with ``ListenFailed`` (the first failure, in description order).
+    listen.  If one cannot, it fails with ``ListenFailed`` (the first failure,
+    in description order) and those that did listen are told to stop.
     """
     descriptions = tuple(descriptions)
     attempts = [_listen_on(reactor, description, factory) for description in descriptions]
@@ -83,9 +83,12 @@ def listen(reactor, descriptions, factory):
         failures = [value for ok, value in results if not ok]
         if not failures:
             return ports
-        closing = defer.DeferredList([defer.maybeDeferred(port.stopListening)
-                                      for port in ports.values()])
-        return closing.addCallback(lambda _: failures[0])
+        for port in ports.values():
+            # Not waited for: a port closes on the reactor's next turn, and at
+            # start-up the node exits before that (a unix socket left behind is
+            # cleared by the next start, its lock being stale).
+            port.stopListening()
+        return failures[0]
 
     return defer.DeferredList(attempts, consumeErrors=True).addCallback(settle)
 

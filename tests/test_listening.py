@@ -21,6 +21,7 @@ from conftest import ROOT, TWISTD, b64, free_port, opened, picture, render_confi
 from imagepipe import config, listening
 from imagepipe.errors import ConfigError
 from support.net import UnixHTTPConnection, UnixTransport, unix_accepts
+from support.reactor import Reactor
 from support.tls import client_context, server_certificate
 
 
@@ -306,3 +307,38 @@ def test_the_example_socket_unit_passes_the_one_socket_the_service_config_takes(
             if line.startswith("ListenStream=")] == ["ListenStream=127.0.0.1:8085"]
     assert "listen = systemd:domain=INET:index=0" in service
     assert "Requires=imagepipe.socket" in service.splitlines()
+
+
+def test_when_one_description_cannot_listen_the_others_are_closed_at_once():
+    reactor = Reactor(taken={9002})
+    outcome = []
+    listening.listen(reactor, ["tcp:9001", "tcp:9002", "tcp:9003"], None).addBoth(outcome.append)
+    (failure,) = outcome  # before listen() returned: start-up can exit with it
+    assert failure.check(listening.ListenFailed)
+    assert failure.getErrorMessage() == ("Couldn't listen on any:9002: [Errno 98] Address "
+                                         "already in use.")
+    assert sorted(reactor.stopped) == [9001, 9003]
+
+
+def test_several_descriptions_listen_in_order():
+    outcome = []
+    listening.listen(Reactor(), ["tcp:9001", "unix:/run/x.sock"], None).addBoth(outcome.append)
+    (ports,) = outcome
+    assert [listening.where(d, port) for d, port in ports.items()] == [
+        "0.0.0.0:9001 (tcp)", "/run/x.sock (unix)"]
+
+
+def test_start_up_with_one_listener_taken_exits_with_one_line(make_server, socket_dir):
+    node = make_server()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        node.sections["network"]["listen"] = (f"unix:{socket_dir / 'imagepipe.sock'}, "
+                                              f"tcp:{busy}:interface=127.0.0.1")
+        node.start(wait=False)
+        assert node.process.wait(60) == 1
+    errors = [line for line in node.log().splitlines() if "imagepipe: " in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"imagepipe: Couldn't listen on 127.0.0.1:{busy}: [Errno 98] Address already in use.")
+    assert "Traceback" not in node.log()

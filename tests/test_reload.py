@@ -2,36 +2,19 @@
 
 from types import SimpleNamespace
 
-from twisted.internet.error import CannotListenError
-from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 
 from conftest import render_config
 from imagepipe import config as configuration
 from imagepipe.node import Node, image_limits, store_settings
 from imagepipe.workers import WorkerPool
+from support.reactor import Reactor
 
 
 def write(path, root, **images):
     path.write_text(render_config({"network": {"interface": "127.0.0.1", "port": 18085},
                                    "images": {"path": str(root), **images}}))
     return configuration.load(str(path))
-
-
-class Reactor(MemoryReactorClock):
-    """A memory reactor whose ports say when they stop, and that refuses ``taken`` ports."""
-
-    def __init__(self, taken=()):
-        super().__init__()
-        self.taken = set(taken)
-        self.stopped = []
-
-    def listenTCP(self, port, factory, backlog=50, interface=""):
-        if port in self.taken:
-            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
-        listening = super().listenTCP(port, factory, backlog, interface)
-        listening.stopListening = lambda: self.stopped.append(port)
-        return listening
 
 
 def node(tmp_path, reactor=None, **images):
