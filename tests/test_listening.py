@@ -72,6 +72,25 @@ def test_a_description_listed_twice_is_refused(tmp_path):
         load(tmp_path, listen="tcp:9000, tcp:9000")
 
 
+def test_when_one_description_cannot_listen_the_others_are_closed_at_once():
+    reactor = Reactor(taken={9002})
+    outcome = []
+    listening.listen(reactor, ["tcp:9001", "tcp:9002", "tcp:9003"], None).addBoth(outcome.append)
+    (failure,) = outcome  # before listen() returned: start-up can exit with it
+    assert failure.check(listening.ListenFailed)
+    assert failure.getErrorMessage() == ("Couldn't listen on any:9002: [Errno 98] Address "
+                                         "already in use.")
+    assert sorted(reactor.stopped) == [9001, 9003]
+
+
+def test_several_descriptions_listen_in_order():
+    outcome = []
+    listening.listen(Reactor(), ["tcp:9001", "unix:/run/x.sock"], None).addBoth(outcome.append)
+    (ports,) = outcome
+    assert [listening.where(d, port) for d, port in ports.items()] == [
+        "0.0.0.0:9001 (tcp)", "/run/x.sock (unix)"]
+
+
 def test_twistd_refuses_an_unparseable_description_with_one_line(tmp_path):
     filename = tmp_path / "imagepipe.ini"
     filename.write_text(render_config({"network": {"listen": "tcp:eighty"},
@@ -85,6 +104,14 @@ def test_twistd_refuses_an_unparseable_description_with_one_line(tmp_path):
                                f"expected an endpoint description")
 
 
+def other_port(*taken):
+    """A free port that is none of ``taken``."""
+    while True:
+        port = free_port()
+        if port not in taken:
+            return port
+
+
 def health(opener):
     """The JSON of GET /health through ``opener(path) -> (status, body)``."""
     status, body = opener("/health")
@@ -94,7 +121,7 @@ def health(opener):
 
 def test_a_tcp_description_listens_there_and_not_on_port(make_server):
     node = make_server()
-    port = free_port()
+    port = other_port(node.port)
     node.sections["network"]["listen"] = f"tcp:{port}:interface=127.0.0.1"
     node.start(wait=False)
     node.wait_listening(port)
@@ -202,7 +229,8 @@ def test_tcp_and_unix_listen_together_and_both_close_on_sigterm(make_server, soc
 
 def test_a_reload_moves_from_one_tcp_description_to_another(make_server):
     node = make_server()
-    old, new = free_port(), free_port()
+    old = free_port()
+    new = other_port(old)
     node.sections["network"]["listen"] = f"tcp:{old}:interface=127.0.0.1"
     node.start(wait=False)
     node.wait_listening(old)
@@ -307,25 +335,6 @@ def test_the_example_socket_unit_passes_the_one_socket_the_service_config_takes(
             if line.startswith("ListenStream=")] == ["ListenStream=127.0.0.1:8085"]
     assert "listen = systemd:domain=INET:index=0" in service
     assert "Requires=imagepipe.socket" in service.splitlines()
-
-
-def test_when_one_description_cannot_listen_the_others_are_closed_at_once():
-    reactor = Reactor(taken={9002})
-    outcome = []
-    listening.listen(reactor, ["tcp:9001", "tcp:9002", "tcp:9003"], None).addBoth(outcome.append)
-    (failure,) = outcome  # before listen() returned: start-up can exit with it
-    assert failure.check(listening.ListenFailed)
-    assert failure.getErrorMessage() == ("Couldn't listen on any:9002: [Errno 98] Address "
-                                         "already in use.")
-    assert sorted(reactor.stopped) == [9001, 9003]
-
-
-def test_several_descriptions_listen_in_order():
-    outcome = []
-    listening.listen(Reactor(), ["tcp:9001", "unix:/run/x.sock"], None).addBoth(outcome.append)
-    (ports,) = outcome
-    assert [listening.where(d, port) for d, port in ports.items()] == [
-        "0.0.0.0:9001 (tcp)", "/run/x.sock (unix)"]
 
 
 def test_start_up_with_one_listener_taken_exits_with_one_line(make_server, socket_dir):
