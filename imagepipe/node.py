@@ -1,23 +1,25 @@
 """A running imagepipe node: listener, reload on SIGHUP, drain on SIGTERM.
 
 ``Node`` is the top service.  It owns the worker pool and the listening
-port; on SIGHUP it re-reads the config and hands it to each part that can
-change while running (each ``reload(config)``: credentials, body and client
-limits, umask, threads, path rules, image limits), and moves the port itself.
-On shutdown it stops accepting, lets the calls in flight finish, closes
-connections once their answers are flushed, and only then stops the pool.
+ports (``[network] listen``, through Twisted endpoints); on SIGHUP it re-reads
+the config and hands it to each part that can change while running (each
+``reload(config)``: credentials, body and client limits, umask, threads, path
+rules, image limits), and moves its listeners itself.  On shutdown it stops
+accepting, lets the calls in flight finish, closes connections once their
+answers are flushed, and only then stops the pool.
 """
 
 import signal
 import sys
-from dataclasses import replace
 
 from twisted.application.service import MultiService
-from twisted.internet import defer, error
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
+from twisted.python.failure import Failure
 
 from imagepipe import config as configuration
+from imagepipe import listening
 from imagepipe.errors import ConfigError
 
 
@@ -35,7 +37,7 @@ class Node(MultiService):
         self.tree = tree
         self.parts = tuple(parts)  # each has reload(config): what a SIGHUP reaches
         self.factory = WrappingFactory(site)
-        self.port = None
+        self.ports = {}  # description -> IListeningPort: what listens now, whatever the file says
         workers.setServiceParent(self)
 
     def startService(self):
@@ -44,8 +46,8 @@ class Node(MultiService):
         signal.signal(signal.SIGHUP, lambda *_: self.reactor.callFromThread(self.reload))
         try:
             super().startService()
-            self._listen(self.config.network)
-        except (ConfigError, error.CannotListenError) as failure:
+            self._listen_at_start()
+        except (ConfigError, listening.ListenFailed) as failure:
             sys.stderr.write(f"imagepipe: {failure}\n")
             self._halt()
             raise SystemExit(1) from None
@@ -66,19 +68,37 @@ class Node(MultiService):
                 except Exception:  # noqa: BLE001 - best effort on the way out
                     self.log.failure("stopping {child} failed", child=child)
 
-    def _listen(self, network):
-        port = self.reactor.listenTCP(network.port, self.factory, interface=network.interface)
-        old, self.port = self.port, port
-        self.log.info("listening on {host}:{port}", host=network.interface,
-                      port=port.getHost().port)
-        return old
+    def _listen_at_start(self):
+        """Open every configured listener now; ``ListenFailed`` if one cannot.
+
+        Twisted's endpoints have listened (or failed) by the time ``listen``
+        returns, which lets a failure end start-up with status 1 here.  An
+        endpoint that would answer later (a plugin's) is refused rather than
+        waited for with the node half started.
+        """
+        answers = []
+        opening = listening.listen(self.reactor, self.config.network.listen, self.factory)
+        opening.addBoth(answers.append)
+        if not answers:
+            opening.cancel()
+            raise listening.ListenFailed(
+                f"[network] listen = {', '.join(self.config.network.listen)}: an endpoint "
+                f"that does not listen at once is not supported")
+        if isinstance(answers[0], Failure):
+            answers[0].raiseException()
+        self.ports = answers[0]
+        self._log_listening(self.ports)
+
+    def _log_listening(self, ports):
+        for description, port in ports.items():
+            self.log.info("listening on {where}", where=listening.where(description, port))
 
     @defer.inlineCallbacks
     def stopService(self):
         self.workers.closing = True
-        if self.port is not None:
-            port, self.port = self.port, None
-            yield port.stopListening()
+        ports, self.ports = self.ports, {}
+        yield defer.DeferredList([defer.maybeDeferred(port.stopListening)
+                                  for port in ports.values()])
         timeout = self.config.network.shutdown_timeout
         if self.workers.in_flight:
             self.log.info("draining {count} calls in flight", count=self.workers.in_flight)
@@ -116,24 +136,41 @@ class Node(MultiService):
         if new.network.access_log != self.config.network.access_log:
             self.log.warn("[network] access_log changed: takes effect after a restart")
         network = new.network
-        if (network.interface, network.port) != (self.config.network.interface,
-                                                 self.config.network.port):
-            try:
-                old = self._listen(network)
-            except error.CannotListenError as failure:
-                self.log.error("reload: cannot listen on {host}:{port} ({error}); keeping "
-                               "the old port", host=network.interface, port=network.port,
-                               error=failure.socketError)
-                network = replace(network, interface=self.config.network.interface,
-                                  port=self.config.network.port)
-                new = replace(new, network=network)
-            else:
-                if old is not None:
-                    old.stopListening()
+        if set(network.listen) != set(self.ports):
+            self._move(network.listen)
         for part in self.parts:
             part.reload(new)
         self.config = new
         self.log.info("configuration reloaded from {file}", file=new.filename)
+
+    def _move(self, wanted):
+        """Listen on the descriptions ``wanted`` adds, then close those it drops.
+
+        If one of the new ones cannot listen, the old ones stay as they are
+        (and the next reload tries again).
+        """
+        dropped = [description for description in self.ports if description not in wanted]
+        opening = listening.listen(self.reactor, [description for description in wanted
+                                                  if description not in self.ports],
+                                   self.factory)
+
+        def switch(opened):
+            self._log_listening(opened)
+            for description in dropped:
+                port = self.ports.pop(description)
+                self.log.info("stopped listening on {where}",
+                              where=listening.where(description, port))
+                port.stopListening()
+            self.ports.update(opened)
+
+        def refuse(failure):
+            failure.trap(listening.ListenFailed)
+            self.log.error("reload: {error} Still listening on {places}.",
+                           error=failure.getErrorMessage(),
+                           places=", ".join(listening.where(description, port)
+                                            for description, port in self.ports.items()))
+
+        opening.addCallbacks(switch, refuse)
 
 
 def _within(reactor, d, seconds):

@@ -71,13 +71,19 @@ class Server:
     def write_config(self):
         self.config.write_text(render_config(self.sections))
 
-    def start(self, wait=True):
+    def start(self, wait=True, through=(), pass_fds=(), env=None):
+        """Run twistd, ``through`` a command that execs it if given; wait for the port.
+
+        ``pass_fds`` stay open in the child and ``env`` adds to its environment
+        (a socket handed over as systemd does).
+        """
         self.write_config()
         self._log = open(self.logfile, "ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         self.process = subprocess.Popen(
-            [self.twistd, "-n", "--pidfile=", "imagepipe", "-c", str(self.config)],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=self.base, env=env)
+            [*through, self.twistd, "-n", "--pidfile=", "imagepipe", "-c", str(self.config)],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=self.base, env=env,
+            pass_fds=pass_fds)
         if wait:
             self.wait_listening(self.port)
         return self

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.web.resource import Resource
 
 from conftest import render_config
@@ -15,6 +15,7 @@ from imagepipe.tree import Tree
 from imagepipe.web.site import ImagepipeSite
 from imagepipe.web.tree import TreeResource
 from imagepipe.workers import WorkerPool
+from support.reactor import Reactor
 
 
 def write(path, root, network=None, **images):
@@ -24,9 +25,9 @@ def write(path, root, network=None, **images):
     return configuration.load(str(path))
 
 
-def node(tmp_path, **images):
+def node(tmp_path, reactor=None, **images):
     """A node of the real parts a reload reaches (no engine: nothing renders here)."""
-    reactor = MemoryReactorClock()
+    reactor = reactor or Reactor()
     config = write(tmp_path / "imagepipe.ini", tmp_path, **images)
     workers = WorkerPool(reactor, 1, 1, 1, 1)
     tree = Tree(str(tmp_path), config.images.umask, None)
@@ -37,7 +38,7 @@ def node(tmp_path, **images):
     site = ImagepipeSite(Resource(), config.network.max_request_bytes, "",
                          config.network.clients, reactor=reactor)
     made = Node(reactor, config, site, workers, tree, [rpc, site, store, workers, view])
-    made._listen(config.network)
+    made._listen_at_start()
     parts = SimpleNamespace(store=store, rpc=rpc, view=view, site=site, tree=tree)
     return made, reactor, parts
 
@@ -94,3 +95,18 @@ def test_a_new_address_listens_there(tmp_path):
     made.reload()
     assert [port for port, *_ in reactor.tcpServers] == [18085, 18086]
     assert made.config.network.port == 18086
+    assert reactor.stopped == [18085]  # once the new one listens
+    assert list(made.ports) == ["tcp:18086:interface=127.0.0.1"]
+
+
+def test_a_new_address_that_cannot_listen_keeps_the_old_one(tmp_path):
+    made, reactor, _ = node(tmp_path, Reactor(taken={18086}))
+    text = (tmp_path / "imagepipe.ini").read_text().replace("18085", "18086")
+    (tmp_path / "imagepipe.ini").write_text(text)
+    with capturedLogs() as events:
+        made.reload()
+    assert [port for port, *_ in reactor.tcpServers] == [18085] and reactor.stopped == []
+    assert ("reload: Couldn't listen on 127.0.0.1:18086: [Errno 98] Address already in use. "
+            "Still listening on 0.0.0.0:18085 (tcp).") in [formatEvent(e) for e in events]
+    assert list(made.ports) == ["tcp:18085:interface=127.0.0.1"]
+    assert made.config.network.port == 18086  # the other settings still apply

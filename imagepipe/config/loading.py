@@ -82,6 +82,8 @@ def _known_in(section):
 
 
 def _typed(filename, raw):
+    from imagepipe import listening  # Twisted's endpoint parser: only when a file loads
+
     base = os.path.dirname(os.path.abspath(filename))
     net = raw["network"]
     images = raw["images"]
@@ -111,7 +113,10 @@ def _typed(filename, raw):
     return Config(
         filename=filename,
         network=NetworkSettings(
-            interface=net["interface"], port=net["port"], auth=net["auth"],
+            interface=net["interface"], port=net["port"],
+            listen=listening.descriptions(filename, net["listen"], net["interface"],
+                                          net["port"]),
+            auth=net["auth"],
             auth_file=auth_file, max_request_bytes=net["max_request_bytes"],
             serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"],
             access_log=(net["access_log"] if net["access_log"] in ("", "-")

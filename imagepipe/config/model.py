@@ -64,6 +64,7 @@ class NetworkSettings:
 
     interface: str
     port: int
+    listen: tuple  # endpoint descriptions (imagepipe.listening); interface and port if unset
     auth: str
     auth_file: str
     max_request_bytes: int

@@ -13,6 +13,15 @@ from imagepipe.imaging import engines
 from imagepipe.web import dialects
 
 _BEFORE_DIALECTS = (
+    Setting("network", "listen", "string_list", "",
+            "Where to listen for XML-RPC calls and the read-only tree: Twisted endpoint "
+            "descriptions, comma separated. tcp:8085:interface=127.0.0.1; "
+            "ssl:8443:interface=0.0.0.0:privateKey=key.pem:certKey=cert.pem (TLS); "
+            "unix:/run/imagepipe/imagepipe.sock:mode=660; systemd:domain=INET:index=0 "
+            "(a socket systemd opened: examples/imagepipe.socket). A colon inside a value "
+            "is escaped with a backslash; file names are taken from twistd's working "
+            "directory. Empty: interface and port below, as tcp:PORT:interface=ADDRESS.",
+            example="tcp:8085:interface=127.0.0.1"),
     Setting("network", "interface", "string", "127.0.0.1",
             "Address to listen on for XML-RPC calls. Use 0.0.0.0 to listen on every "
             "interface (only behind a firewall, or with auth enabled)."),
