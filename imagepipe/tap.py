@@ -120,7 +120,7 @@ def on_the_fly(reactor, config, tree, engine, workers, log):
         return None, {}
     sources = {"tree": TreeSource(tree)}
     if settings.origins is not None:
-        from imagepipe.web.origins import HttpOrigins
+        from imagepipe.web.origins.client import HttpOrigins
 
         sources["origins"] = OriginSource(HttpOrigins(reactor, settings.origins))
     signer = None
