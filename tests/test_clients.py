@@ -9,7 +9,9 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import b64, picture, wait_for
+from support.net import wait_for
+from support.samples import picture
+from support.server import b64
 
 
 def connect(node):

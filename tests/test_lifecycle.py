@@ -11,8 +11,10 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import b64, opened, picture, wait_for
-from samples import photo
+from support.decoding import opened
+from support.net import wait_for
+from support.samples import photo, picture
+from support.server import b64
 from imagepipe.tree import TEMP_PREFIX
 
 
@@ -123,7 +125,7 @@ def test_a_reload_says_when_http_settings_wait_for_a_restart(make_server):
 
 
 def _free_other_port(port):
-    from conftest import free_port
+    from support.net import free_port
     while True:
         candidate = free_port()
         if candidate != port:

@@ -18,7 +18,10 @@ import xmlrpc.client
 import pytest
 from PIL import Image
 
-from conftest import ROOT, Server, free_port, opened, picture, wait_for
+from support.decoding import opened
+from support.net import free_port, wait_for
+from support.samples import picture
+from support.server import ROOT, Server
 
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 SITE = ROOT / "examples" / "nginx" / "imagepipe.conf"

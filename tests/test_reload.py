@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from twisted.internet.testing import MemoryReactorClock
 
-from conftest import render_config
+from support.server import render_config
 from imagepipe import config as configuration
 from imagepipe.node import Node, image_limits, store_settings
 from imagepipe.workers import WorkerPool

@@ -11,8 +11,8 @@ import io
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
-from conftest import durations, opened
-from samples import PHOTO, animated_gif, bordered_png, logo_png, photo, sample
+from support.decoding import durations, opened
+from support.samples import PHOTO, animated_gif, bordered_png, logo_png, photo, sample
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import EncodeOptions, ImageLimits
 from imagepipe.imaging.transform import Transform
@@ -554,7 +554,7 @@ AGREEMENT = 4.0
 @pytest.fixture(scope="module")
 def engines():
     """A Wand and a Pillow engine, side by side."""
-    from conftest import magick_status
+    from support.magick import magick_status
 
     limits = ImageLimits(max_pixels=50_000_000, max_frames=500)
     formats = magick_status().formats  # ImageMagick is started before Wand is imported

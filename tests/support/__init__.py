@@ -1,5 +1,7 @@
-"""The one home of the test helpers: free ports, waiting for events, scripted origins.
+"""The one home of the test helpers; ``conftest.py`` holds only the fixtures made of them.
 
-``conftest.py`` holds the fixtures and the ``Server`` that runs a real
-twistd; the helpers they and the tests share live here.
+``net``: free ports, waiting for an event.  ``server``: a real twistd imagepipe
+(``Server``) and its config text.  ``samples``: the pictures the tests store.
+``decoding``: Pillow, to read what came back.  ``magick``: ImageMagick behind
+the policy, once.  ``origins``: scripted HTTP origins.
 """
