@@ -3,5 +3,7 @@
 ``net``: free ports, waiting for an event.  ``server``: a real twistd imagepipe
 (``Server``) and its config text.  ``samples``: the pictures the tests store.
 ``decoding``: Pillow, to read what came back.  ``magick``: ImageMagick behind
-the policy, once.  ``origins``: scripted HTTP origins.
+the policy, once.  ``origins``: scripted HTTP origins.  ``nginx``: the shipped
+site file in a main config of its own.  ``net`` and ``nginx`` use only the
+standard library: the benchmarks (``bench/common.py``) import them too.
 """
