@@ -3,8 +3,8 @@
 ``tests/data/`` holds the only image files the suite reads (their sources
 and licences are in ``tests/data/SOURCES.txt``).  Large photographs are made
 here from the shipped one, at the sizes and encodings the tests need; small
-gradients (``picture``), alpha PNGs and animations are drawn.  Everything is deterministic and made once per
-test process.
+gradients (``picture``), alpha PNGs and animations are drawn.  Everything is
+deterministic and made once per test process.
 """
 
 import functools
