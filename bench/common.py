@@ -1,20 +1,32 @@
 """What the benchmark scripts share: tables, the machine header, Debian tools, and
-server processes (``Server``, ``imagepipe``) started and stopped around a run."""
+server processes (``Server``, ``imagepipe``) started and stopped around a run.
+
+Free ports, the wait for a port and nginx's layout are the tests' own
+(``tests/support/net.py`` and ``nginx.py``, standard library only), taken from
+there rather than written twice."""
 
 import math
 import os
 import platform
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+# Appended: nothing in tests/ stands in front of a module found elsewhere.
+sys.path.append(str(ROOT / "tests"))
+
+from support import net, nginx  # noqa: E402 - found through the line above
+from support.net import free_pair, free_port  # noqa: E402
+
+__all__ = ("SERVER_ENV", "TWISTD", "Server", "Target", "apt_install", "convert_version",
+           "cpu_model", "free_pair", "free_port", "imagepipe", "last_lines", "nginx",
+           "percentile", "table", "tool", "wait_listening")
 
 TWISTD = Path(sys.executable).with_name("twistd")
 
@@ -22,7 +34,6 @@ TWISTD = Path(sys.executable).with_name("twistd")
 SERVER_ENV = dict({name: value for name, value in os.environ.items()
                    if not name.startswith("MAGICK_") and name != "MALLOC_ARENA_MAX"},
                   MALLOC_ARENA_MAX="2")
-
 
 
 def table(headers, rows):
@@ -51,31 +62,6 @@ def convert_version():
     except OSError as error:
         return f"convert not found ({error})"
     return out.stdout.splitlines()[0].removeprefix("Version: ") if out.stdout else "unknown"
-
-
-def free_port():
-    """A TCP port that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_pair():
-    """A port P with P + 1 also free (publish and the sync endpoint beside it)."""
-    while True:
-        port = random.randint(20000, 60000)
-        sockets = []
-        try:
-            for candidate in (port, port + 1):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", candidate))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
 
 
 @dataclass(frozen=True)
@@ -156,7 +142,7 @@ class Server:
                                             cwd=self.directory, env=self.env,
                                             start_new_session=True)
         try:
-            self._wait_listening()
+            wait_listening(self.process, self.port, self.log, name=self.name)
         except BaseException:
             self.__exit__()
             raise
@@ -190,18 +176,6 @@ class Server:
         """What the server wrote on stdout and stderr."""
         return (self.directory / "output.log").read_text(errors="replace")
 
-    def _wait_listening(self, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"{self.name} exited ({self.process.returncode}):"
-                                 f"\n{self.log()}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise SystemExit(f"{self.name} did not listen on port {self.port}")
-
     def processes(self):
         """The server's processes (forked workers included) as psutil objects."""
         parent = psutil.Process(self.process.pid)
@@ -216,6 +190,17 @@ class Server:
             except psutil.NoSuchProcess:
                 continue
         return total
+
+
+def wait_listening(process, port, log, timeout=60.0, name="the server"):
+    """Wait until ``port`` accepts connections; exit showing ``log()`` if ``process`` ends first.
+
+    The tests' wait, failing with a message and an exit rather than an assertion.
+    """
+    try:
+        net.wait_listening(process, port, log, timeout, name)
+    except AssertionError as failure:
+        raise SystemExit(str(failure)) from None
 
 
 def imagepipe(directory, ini, name="imagepipe", env=SERVER_ENV):

@@ -58,7 +58,6 @@ import http.client
 import io
 import json
 import platform
-import re
 import resource
 import signal
 import subprocess
@@ -73,13 +72,10 @@ import psutil
 from PIL import Image, ImageOps, JpegImagePlugin
 
 import corpus
-from common import (Server, Target, apt_install, convert_version, cpu_model, free_port,
-                    last_lines, table, tool)
+from common import (TWISTD, Server, Target, apt_install, convert_version, cpu_model,
+                    free_port, last_lines, nginx, table, tool)
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PHOTO = "Kleiber_by_Lukas_Baubkus.jpg"
-NGINX_SITE = ROOT / "examples" / "nginx" / "imagepipe.conf"
-TWISTD = Path(sys.executable).with_name("twistd")
 NGINX = "/usr/sbin/nginx"
 DEFAULT_THUMBOR_VENV = corpus.CACHE / "thumbor-venv"
 
@@ -141,24 +137,6 @@ cache_max_bytes = {cache_max_bytes}
     [[native]]
     enabled = true
     prefix = {prefix}
-"""
-
-# The shipped site file is included as it is, placeholders substituted, in
-# a main config that keeps every nginx path in the work directory.
-NGINX_MAIN = """\
-worker_processes auto;
-pid {base}/nginx.pid;
-error_log {base}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log {base}/access.log;
-    client_body_temp_path {base}/tmp/body;
-    proxy_temp_path {base}/tmp/proxy;
-    fastcgi_temp_path {base}/tmp/fastcgi;
-    uwsgi_temp_path {base}/tmp/uwsgi;
-    scgi_temp_path {base}/tmp/scgi;
-    include {site};
-}}
 """
 
 # wrk reports to the benchmark on one line: counts, errors and its whole
@@ -429,26 +407,19 @@ def imagepipe_server(workdir, images, engine, cache_dir=None, label="", processe
 
 
 def nginx_server(workdir, upstream_port, images, cache_dir):
-    """nginx with the shipped site file in front of imagepipe on ``upstream_port``."""
+    """nginx with the shipped site file in front of imagepipe on ``upstream_port``.
+
+    The site file is included as it is, placeholders filled, in a main config
+    that keeps every nginx path in the work directory.
+    """
     base = workdir / "nginx"
-    (base / "tmp").mkdir(parents=True)
     port = free_port()
-    site = NGINX_SITE.read_text()
-    for token, value in (("@LISTEN@", f"127.0.0.1:{port}"), ("@ROOT@", str(images)),
-                         ("@CACHE@", str(cache_dir)),
-                         ("@UPSTREAM@", f"127.0.0.1:{upstream_port}")):
-        if token not in site:
-            raise SystemExit(f"http.py: {NGINX_SITE} has no {token} placeholder")
-        site = site.replace(token, value)
-    left = sorted(set(re.findall(r"@[A-Z_]+@", site)))
-    if left:
-        raise SystemExit(f"http.py: {NGINX_SITE} has placeholders this benchmark does not "
-                         f"fill: {', '.join(left)}")
-    (base / "imagepipe.conf").write_text(site)
-    (base / "nginx.conf").write_text(NGINX_MAIN.format(base=base, site=base / "imagepipe.conf"))
-    command = [NGINX, "-e", str(base / "error.log"), "-p", str(base),
-               "-c", str(base / "nginx.conf"), "-g", "daemon off;"]
-    return Server("nginx", command, port, base)
+    try:
+        site = nginx.site_config(port, upstream_port, images, cache_dir)
+    except ValueError as error:
+        raise SystemExit(f"http.py: {error}") from None
+    nginx.lay_out(base, site, workers="auto", connections=1024, log_level="warn")
+    return Server("nginx", nginx.command(NGINX, base), port, base)
 
 
 def get(port, path):
@@ -675,12 +646,12 @@ def print_header(wrk, source, source_size, image, versions, outputs, thumbor_wor
     ``versions`` are thumbor's and its Pillow's.
     """
     thumbor_version, thumbor_pillow = versions
-    nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
+    nginx_shown = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
     print("# imagepipe on-the-fly resizing benchmark (HTTP)\n")
     print(f"machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}, "
           f"Python {platform.python_version()}")
     print(f"load: wrk {wrk.version()}, one thread, on loopback; "
-          f"{nginx.removeprefix('nginx version: ')}")
+          f"{nginx_shown.removeprefix('nginx version: ')}")
     print(f"thumbor: {thumbor_version} (Pillow {thumbor_pillow}), --processes 0 = "
           f"{thumbor_workers} worker processes; file loader, no storage, no result storage, "
           f"engine thumbor.engines.pil, RESPECT_ORIENTATION, PROGRESSIVE_JPEG off "

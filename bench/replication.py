@@ -48,7 +48,6 @@ import platform
 import select
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -65,10 +64,9 @@ import zmq
 from PIL import Image
 
 import corpus
-from common import Target, convert_version, free_pair, free_port, table
+from common import TWISTD, Target, convert_version, free_pair, free_port, table, wait_listening
 
 DEFAULT_PHOTO = "sunset_by_Aitzol_Berasategi.jpg"
-TWISTD = Path(sys.executable).with_name("twistd")
 
 QUALITY = 85  # of the stored variants
 SOURCE_QUALITY = 90  # of the downscaled source sent to the server
@@ -256,15 +254,6 @@ def tree_manifest(root):
     return manifest
 
 
-def wait_until(predicate, timeout, what, interval=0.02):
-    """Poll ``predicate`` (a cheap check, e.g. a port) until true, or exit naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"replication.py: timed out waiting for {what}")
-        time.sleep(interval)
-
-
 # Nodes ------------------------------------------------------------------------
 
 class Node:
@@ -313,13 +302,8 @@ class Node:
 
     def wait_listening(self, timeout=60.0):
         """Wait until the XML-RPC port accepts connections; exit if the process dies."""
-        def listening():
-            if self.process.poll() is not None:
-                raise SystemExit(f"replication.py: node {self.name} exited "
-                                 f"({self.process.returncode}):\n{self.log()[-3000:]}")
-            with socket.socket() as sock:
-                return sock.connect_ex(("127.0.0.1", self.port)) == 0
-        wait_until(listening, timeout, f"node {self.name} to listen on port {self.port}")
+        wait_listening(self.process, self.port, lambda: self.log()[-3000:], timeout,
+                       name=f"node {self.name}")
 
     def kill(self):
         """SIGKILL the process and reap it."""

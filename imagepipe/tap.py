@@ -138,7 +138,7 @@ def make_sources(reactor, config, tree):
 
     sources = {"tree": TreeSource(tree)}
     if config.http.mounts and config.http.origins is not None:
-        from imagepipe.web.origins import HttpOrigins
+        from imagepipe.web.origins.client import HttpOrigins
 
         sources["origins"] = OriginSource(HttpOrigins(reactor, config.http.origins))
     return sources

@@ -4,8 +4,9 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import b64, opened, picture
-from samples import animated_gif
+from support.decoding import opened
+from support.samples import animated_gif, picture
+from support.server import b64
 
 
 def test_store_single_size_fits_inside_and_keeps_aspect(server):

@@ -12,15 +12,16 @@ import xmlrpc.client
 import psutil
 import pytest
 
-from conftest import b64, opened, picture
-from samples import jpeg_declaring, many_frames_gif, png_bomb, picture_png
+from support.decoding import opened
+from support.samples import jpeg_declaring, many_frames_gif, picture, picture_png, png_bomb
+from support.server import b64
 
 ENGINES = ["wand", "pillow"]
 
 
 @pytest.fixture(scope="module", params=ENGINES)
 def node(request, tmp_path_factory):
-    from conftest import Server
+    from support.server import Server
 
     server = Server(tmp_path_factory.mktemp(f"bombs-{request.param}"),
                     images__engine=request.param, images__max_pending=16)

@@ -3,7 +3,10 @@
 import subprocess
 import sys
 
-from conftest import ROOT, free_port, opened, picture
+from support.decoding import opened
+from support.net import free_port
+from support.samples import picture
+from support.server import ROOT
 
 CLIENT = ROOT / "examples" / "client.py"
 

@@ -9,7 +9,9 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import b64, picture, wait_for
+from support.net import wait_for
+from support.samples import picture
+from support.server import b64
 
 
 def connect(node):
@@ -98,28 +100,31 @@ def hold(node, count):
     return held
 
 
+def answer_past(node, count):
+    """The answer to one connection more than ``count`` open ones, all closed after."""
+    held = hold(node, count - 1) + [connect(node)]
+    try:
+        with connect(node) as extra:
+            return answer_of(extra)
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_connections_past_the_total_are_answered_503(make_server):
     node = make_server(network__max_connections=4, network__max_client_connections=100).start()
-    held = hold(node, 3) + [connect(node)]
-    with connect(node) as extra:
-        answer = answer_of(extra)
+    answer = answer_past(node, 4)
     assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     assert b"Retry-After: 1\r\n" in answer and b"max_connections (4) are open" in answer
-    for sock in held:
-        sock.close()
     wait_for(lambda: status(node).get("connections") == 1, what="the slots to be free again")
     serving(node)
 
 
 def test_one_address_past_its_share_is_answered_429(make_server):
     node = make_server(network__max_client_connections=3).start()
-    held = hold(node, 2) + [connect(node)]
-    with connect(node) as extra:
-        answer = answer_of(extra)
+    answer = answer_past(node, 3)
     assert answer.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
     assert b"max_client_connections (3)" in answer and b"Retry-After: 1\r\n" in answer
-    for sock in held:
-        sock.close()
 
 
 def test_a_trusted_proxy_counts_only_toward_the_total(make_server):

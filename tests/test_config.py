@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TWISTD
+from support.server import ROOT, TWISTD
 from imagepipe import config
 from imagepipe.errors import ConfigError
 

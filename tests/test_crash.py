@@ -10,8 +10,10 @@ import xmlrpc.client
 import psutil
 import pytest
 
-from conftest import b64, opened, wait_for
-from samples import photo
+from support.decoding import opened
+from support.net import wait_for
+from support.samples import photo
+from support.server import b64
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import zlib
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat, JpegImagePlugin
 
-from conftest import durations, opened, picture
-from samples import PHOTO, animated_gif, logo_png, photo, sample
+from support.decoding import durations, opened
+from support.samples import PHOTO, animated_gif, logo_png, photo, picture, sample
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import EncodeOptions, VariantSpec
 from imagepipe.imaging.formats import by_name
@@ -363,7 +363,7 @@ SOURCES = {
                       VariantSpec((100, 100), Mode.CROP, PNG)]),
 ], ids=["real-photo", "photo", "progressive", "alpha-png", "animated-gif"])
 def test_engines_agree_on_photos_alpha_and_animation(name, specs):
-    from conftest import magick_status
+    from support.magick import magick_status
     from imagepipe.imaging import ImageLimits
 
     limits = ImageLimits(max_pixels=50_000_000, max_frames=500)

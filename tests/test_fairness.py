@@ -10,11 +10,12 @@ from collections import Counter
 
 import pytest
 
-from conftest import b64, picture, wait_for
-from imagepipe.config import ClientLimits
-from samples import photo
-from test_http import get
+from support.net import wait_for
 from support.origins import image, stall
+from support.samples import photo, picture
+from support.server import b64
+from imagepipe.config import ClientLimits
+from test_http import get
 
 
 def status(node):

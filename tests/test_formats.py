@@ -5,9 +5,8 @@ import io
 import pytest
 from PIL import Image
 
-from conftest import picture
-from samples import (PHOTO, animated_gif, jpeg_declaring, logo_png, many_frames_gif, photo,
-                     picture_png, png_bomb, sample)
+from support.samples import (PHOTO, animated_gif, jpeg_declaring, logo_png, many_frames_gif, photo,
+                             picture, picture_png, png_bomb, sample)
 from imagepipe.imaging.formats import (by_name, declared_frames, declared_size, jpeg_scan_floor,
                                        metadata_bytes, sniff)
 

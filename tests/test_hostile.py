@@ -10,8 +10,9 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import b64, opened, picture
-from samples import photo
+from support.decoding import opened
+from support.samples import photo, picture
+from support.server import b64
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;">

@@ -19,9 +19,11 @@ import xmlrpc.client
 import pytest
 from PIL import Image
 
-from conftest import Server, b64, durations, opened, picture, wait_for
-from samples import photo
+from support.decoding import durations, opened
+from support.net import wait_for
 from support.origins import IMAGE, Origin, delayed, image
+from support.samples import photo, picture
+from support.server import Server, b64
 from imagepipe.cli import sign
 
 WANELO = "shop/abc/def/012/3456789abcdef0123456789"

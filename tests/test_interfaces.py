@@ -5,7 +5,8 @@ from zope.interface.verify import verifyObject
 from imagepipe.imaging.interfaces import IEngine, ITransformer
 from imagepipe.imaging.processes import ProcessEngine
 from imagepipe.tree import Tree
-from imagepipe.web.origins import HttpOrigins, OriginSettings
+from imagepipe.web.origins.client import HttpOrigins
+from imagepipe.web.origins.settings import OriginSettings
 from imagepipe.web.sources import IFetchSource, IReadSource, OriginSource, TreeSource
 
 

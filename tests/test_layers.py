@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT, picture, render_config
+from support.samples import picture
+from support.server import ROOT, render_config
 from imagepipe import config as configuration
 from imagepipe.imaging import engines
 

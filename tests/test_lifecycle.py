@@ -11,8 +11,10 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import b64, opened, picture, wait_for
-from samples import photo
+from support.decoding import opened
+from support.net import wait_for
+from support.samples import photo, picture
+from support.server import b64
 from imagepipe.tree import TEMP_PREFIX
 
 
@@ -123,7 +125,7 @@ def test_a_reload_says_when_http_settings_wait_for_a_restart(make_server):
 
 
 def _free_other_port(port):
-    from conftest import free_port
+    from support.net import free_port
     while True:
         candidate = free_port()
         if candidate != port:
@@ -180,6 +182,15 @@ def test_rpc2_path_is_an_alias_of_the_root(server):
     assert opened((server.root / "rpc2/a.jpg").read_bytes()).size == (10, 10)
 
 
+def refused_anonymously(proxy):
+    """True once a call without credentials is answered 401 (a read: it changes nothing)."""
+    try:
+        proxy.image_info("u/before.jpg")
+    except xmlrpc.client.ProtocolError as error:
+        return error.errcode == 401
+    return False
+
+
 def test_sighup_applies_a_new_umask_and_turns_auth_on(make_server, tmp_path):
     node = make_server().start()
     tokens = tmp_path / "tokens"
@@ -190,7 +201,7 @@ def test_sighup_applies_a_new_umask_and_turns_auth_on(make_server, tmp_path):
     assert proxy.store_image(b64(picture(8, 8)), "u/before.jpg") == "OK"
     node.write_config()
     node.send(signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in node.log(), what="the reload")
+    wait_for(lambda: refused_anonymously(proxy), what="the reload to turn auth on")
     with pytest.raises(xmlrpc.client.ProtocolError) as error:
         proxy.store_image(b64(picture(8, 8)), "u/refused.jpg")
     assert error.value.errcode == 401

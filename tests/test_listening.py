@@ -17,10 +17,12 @@ import pytest
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.testing import MemoryReactor
 
-from conftest import ROOT, TWISTD, b64, free_port, opened, picture, render_config, wait_for
 from imagepipe import config, listening
 from imagepipe.errors import ConfigError
-from support.net import UnixHTTPConnection, UnixTransport, unix_accepts
+from support.decoding import opened
+from support.net import UnixHTTPConnection, UnixTransport, free_port, unix_accepts, wait_for
+from support.samples import picture
+from support.server import ROOT, TWISTD, b64, render_config
 from support.reactor import Reactor
 from support.tls import client_context, server_certificate
 

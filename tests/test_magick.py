@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, magick_status, picture
+from support.magick import magick_status
+from support.samples import picture
+from support.server import ROOT
 from imagepipe.errors import ConfigError
 from imagepipe.imaging import magick
 from imagepipe.imaging.magick import ABSENT, REFUSED, judge_policy

@@ -1,8 +1,8 @@
 """examples/nginx/imagepipe.conf, run by a real nginx in front of a real imagepipe process.
 
-The site file is used as it ships, with its ``@LISTEN@``, ``@ROOT@`` and
-``@UPSTREAM@`` placeholders substituted, inside a minimal main config that
-keeps every nginx path (pid, logs, temp dirs) in a temporary directory.
+The site file is used as it ships, its placeholders filled, inside a minimal
+main config that keeps every nginx path (pid, logs, temp dirs) in a
+temporary directory (``support/nginx.py``, which the benchmark uses too).
 nginx is required: CI installs it, and a missing nginx fails these tests.
 """
 
@@ -10,7 +10,6 @@ import http.client
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import xmlrpc.client
@@ -18,33 +17,13 @@ import xmlrpc.client
 import pytest
 from PIL import Image
 
-from conftest import ROOT, Server, free_port, opened, picture, wait_for
+from support import nginx
+from support.decoding import opened
+from support.net import free_port, wait_listening
+from support.samples import picture
+from support.server import ROOT, Server
 
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
-SITE = ROOT / "examples" / "nginx" / "imagepipe.conf"
-
-MAIN_CONF = """\
-{user}
-worker_processes 1;
-pid {base}/nginx.pid;
-error_log {base}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {base}/access.log;
-    client_body_temp_path {base}/tmp/body;
-    proxy_temp_path {base}/tmp/proxy;
-    fastcgi_temp_path {base}/tmp/fastcgi;
-    uwsgi_temp_path {base}/tmp/uwsgi;
-    scgi_temp_path {base}/tmp/scgi;
-    include {site};
-}}
-"""
-
-
-def nginx_version():
-    """nginx's version as a tuple of ints (``nginx -v`` prints it on stderr)."""
-    shown = subprocess.run([NGINX, "-v"], capture_output=True, text=True, check=True).stderr
-    return tuple(int(part) for part in re.search(r"nginx/([\d.]+)", shown).group(1).split("."))
 
 
 class Nginx:
@@ -53,42 +32,17 @@ class Nginx:
     def __init__(self, base, images_root, upstream_port, cache_root):
         self.base = base
         self.port = free_port()
-        site = SITE.read_text()
-        for token, value in (("@LISTEN@", f"127.0.0.1:{self.port}"),
-                             ("@ROOT@", str(images_root)),
-                             ("@CACHE@", str(cache_root)),
-                             ("@UPSTREAM@", f"127.0.0.1:{upstream_port}")):
-            assert token in site, f"{SITE} lost its {token} placeholder"
-            site = site.replace(token, value)
-        (base / "tmp").mkdir(parents=True)
-        (base / "imagepipe.conf").write_text(site)
         # As root, workers would run as nobody and could not read pytest's 0700 temp dirs.
-        user = "user root;" if os.geteuid() == 0 else ""
-        (base / "nginx.conf").write_text(
-            MAIN_CONF.format(user=user, base=base, site=base / "imagepipe.conf"))
+        nginx.lay_out(base, nginx.site_config(self.port, upstream_port, images_root, cache_root),
+                      user="root" if os.geteuid() == 0 else None)
         self.process = None
 
     def start(self):
         assert os.access(NGINX, os.X_OK), f"nginx is required for these tests ({NGINX})"
-        command = [NGINX, "-p", str(self.base), "-c", str(self.base / "nginx.conf"),
-                   "-g", "daemon off;"]
-        if nginx_version() >= (1, 19, 5):
-            # Keeps nginx from opening its compiled-in error log before reading the config.
-            command[1:1] = ["-e", str(self.base / "error.log")]
         self._output = open(self.base / "stderr.log", "wb")
-        self.process = subprocess.Popen(command, stdout=self._output, stderr=subprocess.STDOUT)
-
-        def listening():
-            if self.process.poll() is not None:
-                raise AssertionError(f"nginx exited ({self.process.returncode}):\n"
-                                     f"{self.log()}")
-            try:
-                http.client.HTTPConnection("127.0.0.1", self.port, timeout=1).connect()
-            except OSError:
-                return False
-            return True
-
-        wait_for(listening, 15, what=f"nginx on port {self.port}")
+        self.process = subprocess.Popen(nginx.command(NGINX, self.base), stdout=self._output,
+                                        stderr=subprocess.STDOUT)
+        wait_listening(self.process, self.port, self.log, 15, name="nginx")
         return self
 
     def log(self):

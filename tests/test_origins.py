@@ -15,7 +15,8 @@ import sys
 
 import pytest
 
-from imagepipe.web.origins import OriginSettings, refused_address
+from imagepipe.web.origins.guard import refused_address
+from imagepipe.web.origins.settings import OriginSettings
 from support.origins import IMAGE, dribble, endless, image, readable, redirect, stall, status
 
 QUICK = 0.3  # seconds, for the timeout tests
@@ -496,7 +497,7 @@ def _drive(reactor, request):
     """Fetch the request's sources at once; a Deferred firing with their outcomes."""
     from twisted.internet import defer
 
-    from imagepipe.web.origins import HttpOrigins
+    from imagepipe.web.origins.client import HttpOrigins
 
     hosts = request["hosts"]
     resolver = None if hosts is None else (lambda host: defer.succeed(hosts.get(host, [])))

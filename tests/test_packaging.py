@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Server, b64, opened, picture
+from support.decoding import opened
+from support.samples import picture
+from support.server import ROOT, Server, b64
 
 pytestmark = pytest.mark.slow
 

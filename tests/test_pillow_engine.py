@@ -6,8 +6,9 @@ import zlib
 import pytest
 from PIL import Image
 
-from conftest import b64, opened
-from samples import photo
+from support.decoding import opened
+from support.samples import photo
+from support.server import b64
 from imagepipe.errors import TooLarge
 from imagepipe.imaging import EncodeOptions, ImageLimits, VariantSpec
 from imagepipe.imaging.formats import by_name

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from twisted.logger import capturedLogs, formatEvent
 from twisted.web.resource import Resource
 
-from conftest import render_config
+from support.server import render_config
 from imagepipe import config as configuration
 from imagepipe.auth import Authenticator
 from imagepipe.node import Node

@@ -11,8 +11,8 @@ import io
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
-from conftest import durations, opened
-from samples import PHOTO, animated_gif, bordered_png, logo_png, photo, sample
+from support.decoding import durations, opened
+from support.samples import PHOTO, animated_gif, bordered_png, logo_png, photo, sample
 from imagepipe.errors import ClientError, TooLarge
 from imagepipe.imaging import EncodeOptions, ImageLimits
 from imagepipe.imaging.transform import Transform
@@ -151,20 +151,23 @@ def _part(gravity, names):
     return next((colour for name, colour in names.items() if name in gravity), names["center"])
 
 
+def _filled_corners(engine, source, gravity):
+    """The corner colours of ``source`` filled into 100x100 with ``gravity``."""
+    _, image = made(engine, source, width=100, height=100, mode="fill", gravity=gravity)
+    assert image.size == (100, 100)
+    return corners(image, 0)
+
+
 @pytest.mark.parametrize("gravity", GRAVITIES)
 def test_fill_crops_a_wide_picture_by_gravity(engine, gravity):
-    _, image = made(engine, stripes(300, 100), width=100, height=100, mode="fill",
-                    gravity=gravity)
-    assert image.size == (100, 100)
-    assert same_colours(corners(image, 0), [_part(gravity, _ACROSS)] * 4, 8)
+    assert same_colours(_filled_corners(engine, stripes(300, 100), gravity),
+                        [_part(gravity, _ACROSS)] * 4, 8)
 
 
 @pytest.mark.parametrize("gravity", GRAVITIES)
 def test_fill_crops_a_tall_picture_by_gravity(engine, gravity):
-    _, image = made(engine, stripes(100, 300), width=100, height=100, mode="fill",
-                    gravity=gravity)
-    assert image.size == (100, 100)
-    assert same_colours(corners(image, 0), [_part(gravity, _DOWN)] * 4, 8)
+    assert same_colours(_filled_corners(engine, stripes(100, 300), gravity),
+                        [_part(gravity, _DOWN)] * 4, 8)
 
 
 @pytest.mark.parametrize("gravity,box", [
@@ -554,7 +557,7 @@ AGREEMENT = 4.0
 @pytest.fixture(scope="module")
 def engines():
     """A Wand and a Pillow engine, side by side."""
-    from conftest import magick_status
+    from support.magick import magick_status
 
     limits = ImageLimits(max_pixels=50_000_000, max_frames=500)
     formats = magick_status().formats  # ImageMagick is started before Wand is imported

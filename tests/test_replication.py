@@ -11,9 +11,10 @@ import xmlrpc.client
 import pytest
 import zmq
 
-from conftest import Server, b64, opened, picture, wait_for
-from samples import photo
-from support.net import free_pair
+from support.decoding import opened
+from support.net import free_pair, wait_for
+from support.samples import photo, picture
+from support.server import Server, b64
 from imagepipe.replication import messages
 from imagepipe.replication.messages import FileEntry, Message
 

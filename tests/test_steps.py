@@ -4,7 +4,7 @@ make them, rendered by each engine and checked with Pillow."""
 import pytest
 from PIL import ImageChops, ImageStat
 
-from conftest import opened
+from support.decoding import opened
 from test_render_transform import BLUE, DEFAULTS, GREEN, RED, YELLOW, bordered, quadrants
 from imagepipe.errors import TooLarge
 from imagepipe.web.dialects.dirpy import parse
@@ -101,7 +101,7 @@ def test_both_engines_make_the_same_steps_of_an_alpha_source():
 
     from PIL import Image
 
-    from conftest import magick_status
+    from support.magick import magick_status
     from imagepipe.imaging import ImageLimits
     from imagepipe.imaging.pillow_engine import PillowEngine, available_formats
     from imagepipe.imaging.wand_engine import WandEngine

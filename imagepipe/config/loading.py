@@ -195,7 +195,7 @@ def _http(filename, base, section, root, rules, render_processes):
         mounts.append(MountSettings(dialect, values["prefix"], values["source"], settings))
     origins = None
     if section["origins"]["master"]:
-        from imagepipe.web.origins import OriginSettings
+        from imagepipe.web.origins.settings import OriginSettings
 
         values = section["origins"]
         try:

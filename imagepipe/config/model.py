@@ -140,7 +140,7 @@ class HttpSettings:
     auto_avif: bool
     sign_keys: str
     mounts: tuple  # MountSettings
-    origins: object  # imagepipe.web.origins.OriginSettings, or None
+    origins: object  # imagepipe.web.origins.settings.OriginSettings, or None
     render_threads: int = 1
     max_render_pending: int = 4
     max_client_renders: int = 6

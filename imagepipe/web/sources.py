@@ -75,7 +75,7 @@ class TreeSource:
 
 @implementer(IFetchSource)
 class OriginSource(Service):
-    """Sources are fetched from HTTP origins (``imagepipe.web.origins.HttpOrigins``).
+    """Sources are fetched from HTTP origins (``imagepipe.web.origins.client.HttpOrigins``).
 
     A service: stopping it drops transfers and pooled connections.
     """

@@ -2,9 +2,9 @@
 
 ``tests/data/`` holds the only image files the suite reads (their sources
 and licences are in ``tests/data/SOURCES.txt``).  Large photographs are made
-here from the shipped one, at the sizes and encodings the tests need; alpha
-PNGs and animations are drawn.  Everything is deterministic and made once per
-test process.
+here from the shipped one, at the sizes and encodings the tests need; small
+gradients (``picture``), alpha PNGs and animations are drawn.  Everything is
+deterministic and made once per test process.
 """
 
 import functools
@@ -15,13 +15,26 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 PHOTO = "seeding-1600.jpg"  # 1600x900, CC0
 
 
 def sample(name):
     """Bytes of a file shipped in ``tests/data``."""
     return (DATA / name).read_bytes()
+
+
+def picture(width, height, mode="RGB", fmt="JPEG", colour=(200, 30, 30), **save):
+    """A generated image with a gradient, encoded by Pillow."""
+    image = Image.new(mode, (width, height), colour if mode != "RGBA" else colour + (255,))
+    pixels = image.load()
+    for x in range(0, width, max(1, width // 64)):
+        for y in range(height):
+            pixels[x, y] = (x * 255 // width, y * 255 // height, 90) + (
+                (255,) if mode == "RGBA" else ())
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()
 
 
 @functools.cache
