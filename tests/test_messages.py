@@ -9,6 +9,7 @@ import pytest
 from imagepipe.paths import PathRules
 from imagepipe.replication.messages import (
     MAX_PATHS, FileEntry, InvalidMessage, Message, decode, encode, header, pack, unpack)
+from support.frames import changed, drop_field, set_field, set_file
 
 ORIGIN = "0123456789abcdef0123456789abcdef"
 OTHER = "fedcba9876543210fedcba9876543210"
@@ -36,22 +37,7 @@ def heartbeat(applied, hlc=8):
 
 def frames_with(message, change):
     """The frames of ``message`` with ``change(head)`` applied to the decoded header."""
-    frames = encode(message)
-    head = json.loads(frames[0])
-    change(head)
-    return [json.dumps(head).encode("utf-8")] + frames[1:]
-
-
-def set_field(name, value):
-    return lambda head: head.__setitem__(name, value)
-
-
-def drop_field(name):
-    return lambda head: head.pop(name)
-
-
-def set_file(index, name, value):
-    return lambda head: head["files"][index].__setitem__(name, value)
+    return changed(encode(message), change)
 
 
 # Round trips and the exact format

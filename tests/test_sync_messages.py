@@ -11,6 +11,7 @@ from imagepipe.replication.messages import InvalidMessage
 from imagepipe.replication.sync_messages import (
     MAX_FETCH_PATHS, MAX_MANIFEST_ROWS, PathState, SyncAnswer, SyncRequest, decode_answer,
     decode_request, decode_state, encode_answer, encode_request, encode_state, state_from_row)
+from support.frames import changed, drop_field, set_field
 
 NODE = "0123456789abcdef0123456789abcdef"
 OTHER = "fedcba9876543210fedcba9876543210"
@@ -21,21 +22,6 @@ TOMBSTONE = PathState("gone.jpg", 8 << 16, NODE, True, "")
 
 def frames_of(head):
     return [json.dumps(head).encode("utf-8")]
-
-
-def changed(frames, change):
-    """``frames`` with ``change(head)`` applied to its decoded JSON header."""
-    head = json.loads(frames[0])
-    change(head)
-    return [json.dumps(head).encode("utf-8")] + frames[1:]
-
-
-def set_field(name, value):
-    return lambda head: head.__setitem__(name, value)
-
-
-def drop_field(name):
-    return lambda head: head.pop(name)
 
 
 # Round trips and the exact format
