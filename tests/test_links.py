@@ -203,7 +203,7 @@ def test_replayed_changes_are_applied_and_counted_before_the_catch_up_ends(make)
     assert node.replica.applied() == {OTHER: 2}
     assert node.replica.tree.read("r/2.jpg") == b"data"
     assert f"caught up 2 messages from {UPSTREAM} in 0.0 s" in [formatEvent(e) for e in events]
-    assert node.sync.catching_up == set()
+    assert node.sync.catching_up == {}
 
 
 def test_live_messages_are_applied_in_arrival_order_on_the_apply_pool(make):
@@ -213,3 +213,27 @@ def test_live_messages_are_applied_in_arrival_order_on_the_apply_pool(make):
     sub.deliver(store(2, "b.jpg"))
     assert node.apply_pool.ran == ["apply", "apply"]
     assert node.replica.applied() == {OTHER: 2}
+
+
+def test_an_answered_request_s_timeout_does_not_free_the_next_request(make):
+    node = started(make(heartbeat=1.0))
+    sub, dealer = node.sockets.subscribers[0], node.sockets.dealers[0]
+    caught_up(node)  # the request of the start, answered at once
+    node.reactor.advance(2.0)
+    sub.deliver(store(2, "later.jpg"))  # a gap: the second request, at 2 s
+    node.reactor.advance(0)
+    assert len(sent(dealer, "catchup")) == 2
+    node.reactor.advance(9.0)  # past the first request's timeout, not the second's
+    sub.deliver(heartbeat({OTHER: 5}))
+    assert len(sent(dealer, "catchup")) == 2
+    node.reactor.advance(1.0)  # the second request's timeout
+    sub.deliver(heartbeat({OTHER: 5}))
+    assert len(sent(dealer, "catchup")) == 3
+
+
+def test_stopping_leaves_no_request_timeout_behind(make):
+    node = started(make(heartbeat=1.0))
+    assert node.sync.catching_up  # the request of the start is outstanding
+    node.stopService()
+    assert node.sync.catching_up == {}
+    assert node.reactor.getDelayedCalls() == []

@@ -64,7 +64,7 @@ class PeerSync:
         self.reply = reply
         self.deliver = deliver
         self.timeout = timeout
-        self.catching_up = set()  # upstream endpoints with a request outstanding
+        self.catching_up = {}  # upstream endpoint -> the timeout of its outstanding request
         self.syncing = {}  # upstream endpoint -> FullSync
         self.replayed = {}  # upstream endpoint -> messages replayed in this catch-up
         self.catchup_started = {}  # upstream endpoint -> when the catch-up began
@@ -73,6 +73,8 @@ class PeerSync:
     def stop(self):
         """Ask no upstream for anything more (the links are stopping)."""
         self.stopped = True
+        for upstream in list(self.catching_up):
+            self._answered_or_gone(upstream)
 
     # Catch-up, as the asking side -------------------------------------------
 
@@ -80,10 +82,16 @@ class PeerSync:
         """Ask ``upstream`` for what this node lacks, unless already asking or syncing."""
         if upstream in self.catching_up or upstream in self.syncing or self.stopped:
             return
-        self.catching_up.add(upstream)
+        self.catching_up[upstream] = self.reactor.callLater(self.timeout, self.catching_up.pop,
+                                                            upstream, None)
         self.catchup_started.setdefault(upstream, self.reactor.seconds())
         self._ask(upstream, "catchup", applied=self.replica.applied(), limit=CATCHUP_BATCH)
-        self.reactor.callLater(self.timeout, self.catching_up.discard, upstream)
+
+    def _answered_or_gone(self, upstream):
+        """The request to ``upstream`` is over: its timeout no longer runs."""
+        timeout = self.catching_up.pop(upstream, None)
+        if timeout is not None and timeout.active():
+            timeout.cancel()
 
     def _ask(self, upstream, kind, **fields):
         request = SyncRequest(kind, self.replica.node, **fields)
@@ -140,7 +148,7 @@ class PeerSync:
             d.addCallback(lambda _: self._fetch_next(None, upstream))
 
     def _caught_up(self, upstream, more):
-        self.catching_up.discard(upstream)
+        self._answered_or_gone(upstream)
         if more:
             self.catch_up(upstream)
             return
@@ -188,7 +196,7 @@ class PeerSync:
 
     def _full_sync_done(self, upstream):
         self.log.info("full sync from {upstream} done", upstream=upstream)
-        self.catching_up.discard(upstream)
+        self._answered_or_gone(upstream)
         self.catch_up(upstream)
 
     def _sync_failed(self, failure, upstream):
@@ -199,7 +207,7 @@ class PeerSync:
     def _start_over(self, upstream):
         """Drop the full sync from ``upstream``; the next gap asks, and syncs, again."""
         self.syncing.pop(upstream, None)
-        self.catching_up.discard(upstream)
+        self._answered_or_gone(upstream)
 
     # Answering downstream peers ---------------------------------------------
 
