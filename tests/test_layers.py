@@ -62,3 +62,20 @@ def test_the_config_offers_the_registered_engines():
 def test_an_unknown_engine_is_refused_by_name():
     with pytest.raises(ValueError, match="expected one of wand, pillow, got 'vips'"):
         engines.make("vips", None, None)
+
+
+def test_the_design_s_module_map_names_every_module_and_only_modules_that_exist():
+    import re
+    from pathlib import Path
+
+    design = (Path(ROOT) / "docs" / "design.md").read_text()
+    rows = re.findall(r"^\| `((?:imagepipe|twisted)/[\w/]+(?:\.py|/))` \|", design, re.M)
+    folders = [row for row in rows if row.endswith("/")]  # a row for a folder of small modules
+    named = {row for row in rows if row.endswith(".py")}
+    modules = {str(path.relative_to(ROOT)) for top in ("imagepipe", "twisted")
+               for path in Path(ROOT, top).rglob("*.py")
+               if path.name not in ("__init__.py", "__main__.py") or path.parent.name == "imaging"}
+    unnamed = [module for module in modules - named
+               if not any(module.startswith(folder) for folder in folders)]
+    assert sorted(unnamed) == [] and sorted(named - modules) == []
+    assert all(Path(ROOT, folder).is_dir() for folder in folders)
