@@ -5,7 +5,7 @@
 values (clean paths, a ``StoreRequest``) in the worker, so the store knows
 no protocol and no argument is decoded on the reactor.  Each operation is
 admitted by the worker pool (or refused as busy) and runs in a worker
-thread; every change it makes to the tree is committed inside ``commit``
+thread; every change it makes to the storage is committed inside ``commit``
 (the replication journal, when replication is on) and described by the
 ``Change`` it returns.
 """
@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
+from imagepipe.imaging.formats import by_name
 from imagepipe.paths import PathRules
 
 
@@ -33,10 +34,11 @@ class StoreSettings:
 
 
 class ImageStore:
-    """store / move / delete / info over a ``Tree``, an engine and a ``WorkerPool``."""
+    """store / move / delete / info over a storage (``IStorage``: a ``Tree`` or a
+    ``Bucket``), an engine and a ``WorkerPool``."""
 
-    def __init__(self, tree, engine, workers, settings, commit=nullcontext):
-        self.tree = tree
+    def __init__(self, storage, engine, workers, settings, commit=nullcontext):
+        self.storage = storage
         self.engine = engine
         self.workers = workers
         self.settings = settings
@@ -45,7 +47,7 @@ class ImageStore:
     def reload(self, config):
         """Take a reloaded config's path rules, quality, umask and image limits."""
         self.settings = StoreSettings.of(config)
-        self.tree.umask = config.images.umask
+        self.storage.umask = config.images.umask
         self.engine.limits = config.image_limits
 
     def _submit(self, function, *args):
@@ -63,20 +65,22 @@ class ImageStore:
     def _store(self, settings, parse):
         call = parse(settings.rules, settings.quality)
         blobs = self.engine.render(call.data, [v.spec for v in call.variants], call.options)
-        return self.tree.write([(v.path, blob) for v, blob in zip(call.variants, blobs)],
-                               self.commit)
+        described = ([self.engine.inspect(blob) for blob in blobs]
+                     if self.storage.keeps_description else None)
+        return self.storage.write([(v.path, blob) for v, blob in zip(call.variants, blobs)],
+                               self.commit, described)
 
     def move(self, parse):
         """Rename each clean ``(src, dst)`` that ``parse(rules)`` gives: a Deferred of the
         ``Change``.  Like every ``parse`` here, it runs in the worker (a thousand paths
         are cleaned there, not on the reactor)."""
-        return self._submit(lambda settings: self.tree.move(parse(settings.rules),
+        return self._submit(lambda settings: self.storage.move(parse(settings.rules),
                                                             self.commit))
 
     def delete(self, parse):
         """Delete each clean path ``parse(rules)`` gives (a missing one is fine): a
         Deferred of the ``Change``."""
-        return self._submit(lambda settings: self.tree.delete(parse(settings.rules),
+        return self._submit(lambda settings: self.storage.delete(parse(settings.rules),
                                                               self.commit))
 
     def info(self, parse):
@@ -85,7 +89,12 @@ class ImageStore:
 
     def _info(self, settings, parse):
         clean = parse(settings.rules)
-        data = self.tree.read(clean)
+        kept = self.storage.description(clean)
+        if kept is not None:
+            mime = by_name(kept["format"]).mime
+            return dict(path=clean, **kept, mime=mime, engine=self.engine.name,
+                        engine_formats=sorted(self.engine.formats))
+        data = self.storage.read(clean)
         try:
             described = self.engine.inspect(data)
         except ClientError:

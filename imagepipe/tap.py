@@ -57,7 +57,6 @@ def build(config, reactor=None):
     from imagepipe.replication.links import ReplicationLinks
     from imagepipe.rpc import ImagepipeRPC
     from imagepipe.store import ImageStore, StoreSettings
-    from imagepipe.tree import Tree
     from imagepipe.web.health import Health
     from imagepipe.web.site import ImagepipeSite, Root, Status
     from imagepipe.web.tree import TreeResource
@@ -76,7 +75,7 @@ def build(config, reactor=None):
         log.info("[imagemagick] convert is not used: images are processed in-process")
 
     settings = StoreSettings.of(config)
-    tree = Tree(config.images.path, config.images.umask, Logger(namespace="imagepipe.tree"))
+    storage = make_storage(config)
     engine = make_engine(config, status)
     log.info("engine {engine}: formats {formats}", engine=engine.name,
              formats=", ".join(sorted(engine.formats)))
@@ -85,26 +84,54 @@ def build(config, reactor=None):
                          config.http.render_threads, config.http.max_render_pending,
                          config.network.clients.max_connections,
                          helpers=[processes] if processes is not None else [])
-    replica = make_replica(config, tree, log) if config.replication.enabled else None
-    images = ImageStore(tree, engine, workers, settings,
+    replica = make_replica(config, storage, log) if config.replication.enabled else None
+    images = ImageStore(storage, engine, workers, settings,
                         commit=replica.committing if replica is not None else nullcontext)
     rpc = ImagepipeRPC(images, Authenticator.of(config.network))
-    view = TreeResource(tree, settings.rules) if config.network.serve_images else None
-    sources = make_sources(reactor, config, tree)
-    renderer, mounts = on_the_fly(config, tree, engine, processes, sources, workers, log)
+    view = (TreeResource(storage, settings.rules)
+            if config.network.serve_images and storage.local_root is not None else None)
+    if config.network.serve_images and view is None:
+        log.info("/images/ is not served: the images are in a bucket, which serves them")
+    sources = make_sources(reactor, config, storage)
+    renderer, mounts = on_the_fly(config, storage, engine, processes, sources, workers, log)
     lag = LagProbe(reactor)
     health = Health(renderer.engine if renderer is not None else engine, workers)
     root = Root(rpc, view, Status(workers, __version__, renderer, lag), health, mounts)
     site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log,
                          config.network.clients, reactor=reactor)
     parts = [part for part in (rpc, site, images, workers, view, magick) if part is not None]
-    node = Node(reactor, config, site, workers, tree, parts)
+    node = Node(reactor, config, site, workers, storage, parts)
     links = (ReplicationLinks(reactor, replica, config.replication)
              if replica is not None else None)
     for child in (sources.get("origins"), links, lag):
         if child is not None:
             child.setServiceParent(node)
     return node
+
+
+def make_storage(config):
+    """Where the images live: the tree at ``[images] path``, or the ``[s3]`` bucket."""
+    from twisted.logger import Logger
+
+    if config.images.backend == "s3":
+        return s3_bucket(config)
+    from imagepipe.tree import Tree
+
+    return Tree(config.images.path, config.images.umask, Logger(namespace="imagepipe.tree"))
+
+
+def s3_bucket(config):
+    """The ``[s3]`` bucket, once S3 answered for it; a start-up error naming it if not."""
+    from twisted.logger import Logger
+
+    from imagepipe.bucket import open_bucket
+    from imagepipe.errors import OperationFailed
+
+    try:
+        return open_bucket(config.s3, Logger(namespace="imagepipe.bucket"))
+    except OperationFailed as error:
+        where = config.s3.endpoint_url or "AWS"
+        raise ConfigError(f"{config.filename}: [s3] {error} (at {where})") from None
 
 
 def make_engine(config, status):
@@ -132,11 +159,15 @@ def render_processes(config, log):
     return RenderProcesses(config.images.render_processes, child_settings(config))
 
 
-def make_sources(reactor, config, tree):
-    """{name: source} of the on-the-fly mounts: the tree, and the HTTP origins if set."""
-    from imagepipe.web.sources import OriginSource, TreeSource
+def make_sources(reactor, config, storage):
+    """{name: source} of the on-the-fly mounts: the store's storage, a bucket, HTTP origins."""
+    from imagepipe.web.sources import OriginSource, StoredSource
 
-    sources = {"tree": TreeSource(tree)}
+    revalidate = config.s3.revalidate
+    sources = {"tree": StoredSource(storage, revalidate if storage.local_root is None else 0)}
+    if any(mount.source == "s3" for mount in config.http.mounts):
+        bucket = storage if config.images.backend == "s3" else s3_bucket(config)
+        sources["s3"] = StoredSource(bucket, revalidate)
     if config.http.mounts and config.http.origins is not None:
         from imagepipe.web.origins.client import HttpOrigins
 
@@ -144,7 +175,7 @@ def make_sources(reactor, config, tree):
     return sources
 
 
-def on_the_fly(config, tree, engine, processes, sources, workers, log):
+def on_the_fly(config, storage, engine, processes, sources, workers, log):
     """The renderer and one resource per enabled dialect ({first segment: Mount})."""
     from imagepipe import __version__
     from imagepipe.web import cache as results
@@ -175,7 +206,7 @@ def on_the_fly(config, tree, engine, processes, sources, workers, log):
                               f"{error.strerror}") from None
         if cache.emptied:
             log.info("result cache: emptied (the settings results depend on changed)")
-        tree.listeners.append(lambda change: cache.invalidate(change.paths))
+        storage.listeners.append(lambda change: cache.invalidate(change.paths))
         workers.renders.pool.callInThread(cache.tidy, log)
     if processes is not None:
         from imagepipe.imaging.processes import ProcessEngine
@@ -193,7 +224,7 @@ def on_the_fly(config, tree, engine, processes, sources, workers, log):
     return renderer, mounts
 
 
-def make_replica(config, tree, log):
+def make_replica(config, storage, log):
     """The replica: local changes are journalled from now on; recovered after a crash."""
     from imagepipe.paths import PathRules
     from imagepipe.replication.hlc import HybridClock
@@ -204,7 +235,7 @@ def make_replica(config, tree, log):
     settings = config.replication
     state = ReplicaState(settings.state_path)
     journal = Journal(f"{settings.state_path}/journal")
-    replica = Replica(tree, journal, state, HybridClock(), PathRules(),
+    replica = Replica(storage, journal, state, HybridClock(), PathRules(),
                       forward=settings.forward)
     recovered = replica.recover()
     log.info("replication: node {node}; journal records {first}..{last}; re-applied "

@@ -22,7 +22,10 @@ import stat
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
+from zope.interface import implementer
+
 from imagepipe.errors import ClientError, OperationFailed, SourceMissing
+from imagepipe.storage import IStorage
 
 TEMP_PREFIX = ".imagepipe-tmp."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -97,11 +100,15 @@ def _os_failure(error, argument, path):
     return OperationFailed(f"{argument}: cannot write {path!r} ({name})")
 
 
+@implementer(IStorage)
 class Tree:
     """The directory tree under ``root`` that holds the stored images."""
 
+    keeps_description = False  # image_info reads the file
+
     def __init__(self, root, umask, log=None):
         self.root = root
+        self.local_root = root
         self.umask = umask
         self.log = log  # a twisted Logger for listener failures; None: they are raised
         self.boot = secrets.token_hex(4)
@@ -148,7 +155,7 @@ class Tree:
             fd = child
         return fd
 
-    def write(self, files, commit=nullcontext):
+    def write(self, files, commit=nullcontext, described=None):
         """Write ``files`` [(path, bytes)] all or nothing; return the ``Change``.
 
         Every file is staged (written and fsynced under a temporary name)
@@ -321,6 +328,15 @@ class Tree:
             raise OperationFailed(f"{argument}: no such image: {path!r}") from None
         except OSError as error:
             raise _os_failure(error, argument, path) from None
+
+    def description(self, path):
+        """None: a tree keeps no description beside its files (``image_info`` reads them)."""
+        return None
+
+    def version(self, path):
+        """The ``version_of`` the regular file at ``path``, or None when there is none."""
+        info = self.stat(path)
+        return None if info is None else version_of(info)
 
     def stat(self, path):
         """The ``os.stat_result`` of the regular file at ``path``, or None."""

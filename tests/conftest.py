@@ -69,3 +69,23 @@ def make_origin():
 def origin(make_origin):
     """One scripted origin on 127.0.0.1, stopped after the test."""
     return make_origin()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """The S3 API server of the session (``support.s3``: moto_server, or the one named)."""
+    from support.s3 import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_proxy(s3):
+    """A proxy in front of the S3 server that a test can make fail."""
+    from support.s3 import FailingProxy
+
+    proxy = FailingProxy(s3.endpoint)
+    yield proxy
+    proxy.close()

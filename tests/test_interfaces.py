@@ -7,7 +7,8 @@ from imagepipe.imaging.processes import ProcessEngine
 from imagepipe.tree import Tree
 from imagepipe.web.origins.client import HttpOrigins
 from imagepipe.web.origins.settings import OriginSettings
-from imagepipe.web.sources import IFetchSource, IReadSource, OriginSource, TreeSource
+from imagepipe.storage import IStorage
+from imagepipe.web.sources import IFetchSource, IReadSource, OriginSource, StoredSource
 
 
 def test_both_engines_are_engines(engine):
@@ -22,6 +23,6 @@ def test_render_processes_offer_the_transformer_interface(engine):
 def test_the_tree_is_read_and_origins_are_fetched(tmp_path):
     from twisted.internet import reactor
 
-    assert verifyObject(IReadSource, TreeSource(Tree(str(tmp_path), 0o022)))
+    assert verifyObject(IReadSource, StoredSource(Tree(str(tmp_path), 0o022)))
     origins = HttpOrigins(reactor, OriginSettings(master="http://127.0.0.1:9/"))
     assert verifyObject(IFetchSource, OriginSource(origins))

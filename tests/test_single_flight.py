@@ -33,7 +33,7 @@ class Workers:
         self.renders = Lane()
 
 
-class TreeSource:
+class BlockingSource:
     blocking = True
 
 
@@ -41,7 +41,7 @@ def renderer(max_client_renders=2):
     settings = HttpSettings(cache_path="", cache_max_bytes=0, max_age=60, accel_redirect="",
                             quality=80, auto_avif=False, sign_keys="", mounts=(), origins=None,
                             max_client_renders=max_client_renders)
-    return Renderer(None, Workers(), None, {"tree": TreeSource()}, settings)
+    return Renderer(None, Workers(), None, {"tree": BlockingSource()}, settings)
 
 
 def ask(render, width, client="192.0.2.1"):
@@ -103,7 +103,7 @@ def test_a_head_and_a_get_sharing_a_flight_both_get_the_picture(tmp_path):
     from imagepipe.tree import Tree
     from imagepipe.web.cache import ResultCache
     from imagepipe.web.render import cache_key
-    from imagepipe.web.sources import TreeSource as Source
+    from imagepipe.web.sources import StoredSource as Source
 
     (tmp_path / "a.jpg").write_bytes(b"source bytes")
     render = renderer()

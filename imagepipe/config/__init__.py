@@ -14,10 +14,10 @@ One module per idea:
 from imagepipe.config.loading import load
 from imagepipe.config.model import (ClientLimits, Config, HttpSettings, ImageSettings,
                                     MagickSettings, MountSettings, NetworkSettings,
-                                    ReplicationSettings)
+                                    ReplicationSettings, S3Settings)
 from imagepipe.config.settings import declared
 from imagepipe.config.spec import dist_text
 
 __all__ = ["load", "declared", "dist_text", "Config", "ClientLimits", "HttpSettings",
            "ImageSettings", "MagickSettings", "MountSettings", "NetworkSettings",
-           "ReplicationSettings"]
+           "ReplicationSettings", "S3Settings"]

@@ -97,10 +97,13 @@ CHECKS = {
     "umask": _check_umask,
     "endpoints": _check_endpoints,
     "directory": lambda value: str(value),
+    # Text that may hold commas (configobj would read a list): joined back as written.
+    "text": lambda value: ", ".join(value) if isinstance(value, list) else str(value),
 }
 
 _EXPECTED = {
     "string": "a text value",
+    "text": "a text value",
     "boolean": "true or false",
     "byte_size": "a byte count such as 512MiB, 64MB or 1048576",
     "pixel_count": "a pixel count such as 50MP, 16KP or 20000",

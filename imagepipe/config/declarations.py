@@ -23,11 +23,13 @@ class Setting:
 
 def mount_settings(dialect, prefix, enabled, serves, source="tree",
                    prefix_description="URL prefix of this dialect.",
-                   source_description="Where sources come from: tree or origins."):
+                   source_description="Where sources come from: tree (the store, on its "
+                                      "backend), origins or s3."):
     """The keys every dialect section has: ``enabled``, ``prefix`` and ``source``."""
     section = f"http/{dialect}"
     return (
         Setting(section, "enabled", "boolean", "true" if enabled else "false", serves),
         Setting(section, "prefix", "prefix", prefix, prefix_description),
-        Setting(section, "source", "option('tree', 'origins')", source, source_description),
+        Setting(section, "source", "option('tree', 'origins', 's3')", source,
+                source_description),
     )

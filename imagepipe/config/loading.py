@@ -15,7 +15,7 @@ from imagepipe.auth import read_credentials
 from imagepipe.config.checks import CHECKS, expected
 from imagepipe.config.model import (ClientLimits, Config, HttpSettings, ImageSettings,
                                     MagickSettings, MountSettings, NetworkSettings,
-                                    ReplicationSettings)
+                                    ReplicationSettings, S3Settings)
 from imagepipe.config.settings import declared, free_sections, lookup
 from imagepipe.config.spec import configspec
 from imagepipe.errors import ConfigError
@@ -110,6 +110,8 @@ def _typed(filename, raw):
                               f"{error}") from None
     threads = images["io_threads"] or (os.cpu_count() or 1)
     declared = lookup("imagemagick/env")
+    http = _http(filename, base, raw["http"], os.path.realpath(root),
+                 PathRules(images["transliterate_paths"]), images["render_processes"])
     return Config(
         filename=filename,
         network=NetworkSettings(
@@ -133,9 +135,9 @@ def _typed(filename, raw):
             max_pixels=images["max_pixels"], max_frames=images["max_frames"],
             max_metadata_bytes=images["max_metadata_bytes"],
             max_result_side=images["max_result_side"],
-            max_result_pixels=images["max_result_pixels"]),
-        http=_http(filename, base, raw["http"], os.path.realpath(root),
-                   PathRules(images["transliterate_paths"]), images["render_processes"]),
+            max_result_pixels=images["max_result_pixels"], backend=images["backend"]),
+        http=http,
+        s3=_s3(filename, base, raw["s3"], images["backend"], http.mounts),
         imagemagick=MagickSettings(
             convert=magick["convert"],
             thread_limit=env["MAGICK_THREAD_LIMIT"],
@@ -144,6 +146,36 @@ def _typed(filename, raw):
             environment=tuple((name, str(value)) for name, value in env.items()
                               if name not in declared)),
     )
+
+
+def _s3(filename, base, section, backend, mounts):
+    """The typed ``[s3]`` section: required by backend = s3 and by mounts with source = s3."""
+    users = (["[images] backend = s3"] if backend == "s3" else []) + [
+        f"[http/{mount.dialect}] source = s3" for mount in mounts if mount.source == "s3"]
+    if not users:
+        return S3Settings()
+    where = f"{filename}: [s3]"
+    if not section["bucket"]:
+        raise ConfigError(f"{where} bucket = '': expected a bucket name for {users[0]}")
+    if bool(section["access_key_id"]) != bool(section["secret_access_key"]):
+        raise ConfigError(f"{where} access_key_id and secret_access_key: expected both or "
+                          f"neither")
+    credentials = section["credentials_file"]
+    if credentials:
+        credentials = os.path.join(base, credentials)
+        if not os.path.isfile(credentials):
+            raise ConfigError(f"{where} credentials_file = {section['credentials_file']!r}: "
+                              f"expected an existing file")
+    prefix = section["prefix"].strip("/")
+    return S3Settings(
+        bucket=section["bucket"], prefix=prefix + "/" if prefix else "",
+        endpoint_url=section["endpoint_url"], region=section["region"],
+        addressing_style=section["addressing_style"], access_key_id=section["access_key_id"],
+        secret_access_key=section["secret_access_key"], credentials_file=credentials,
+        connect_timeout=section["connect_timeout"], read_timeout=section["read_timeout"],
+        max_attempts=section["max_attempts"], max_connections=section["max_connections"],
+        cache_control=section["cache_control"], max_bytes=section["max_bytes"],
+        revalidate=section["revalidate"])
 
 
 def _replication(filename, base, section, root):

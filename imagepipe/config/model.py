@@ -116,6 +116,28 @@ class ImageSettings:
     max_metadata_bytes: int
     max_result_side: int
     max_result_pixels: int
+    backend: str = "tree"  # or "s3"
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """The ``[s3]`` section, paths resolved; ``bucket`` empty when no part uses S3."""
+
+    bucket: str = ""
+    prefix: str = ""
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    addressing_style: str = "auto"
+    access_key_id: str = ""
+    secret_access_key: str = field(default="", repr=False)
+    credentials_file: str = ""
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_attempts: int = 3
+    max_connections: int = 16
+    cache_control: str = ""
+    max_bytes: int = 50 << 20
+    revalidate: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -124,7 +146,7 @@ class MountSettings:
 
     dialect: str  # native, openross, wanelo, phizer, dirpy
     prefix: str  # "/r/"
-    source: str  # "tree" or "origins"
+    source: str  # "tree", "origins" or "s3"
     settings: object  # the dialect module's settings value
 
 
@@ -167,6 +189,7 @@ class Config:
     images: ImageSettings
     imagemagick: MagickSettings
     http: HttpSettings = None
+    s3: S3Settings = S3Settings()
 
     @property
     def image_limits(self):

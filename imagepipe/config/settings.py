@@ -108,6 +108,10 @@ _BEFORE_DIALECTS = (
             "Root of the stored tree; every client path is relative to it. Must exist. "
             "Relative paths are taken from the directory of this file.",
             example="var/images"),
+    Setting("images", "backend", "option('tree', 's3')", "tree",
+            "Where the stored images live: tree (the directory path above) or s3 (the "
+            "[s3] bucket; path then holds only the node's own state and result cache, "
+            "and /images/ is not served: the bucket serves its objects)."),
     Setting("images", "umask", "umask", "0022",
             "Umask applied to created images (0666 & ~umask) and directories "
             "(0777 & ~umask). Octal with a leading 0 (0022) or decimal (18)."),
@@ -152,6 +156,46 @@ _BEFORE_DIALECTS = (
             "(imgproxy's max_result_dimension)."),
     Setting("images", "max_result_pixels", "pixel_count", "25MP",
             "Most pixels in one frame of any picture made, as max_result_side."),
+    Setting("s3", "bucket", "string", "",
+            "The bucket of [images] backend = s3 and of on-the-fly mounts with source = s3.",
+            example="images"),
+    Setting("s3", "prefix", "string", "",
+            "Key prefix of every object (e.g. images/); a path is the object "
+            "<prefix><path>."),
+    Setting("s3", "endpoint_url", "string", "",
+            "The S3 API's URL for stores other than AWS (MinIO, Ceph RGW, R2, SeaweedFS, "
+            "Garage); empty: AWS.", example="http://127.0.0.1:9000"),
+    Setting("s3", "region", "string", "us-east-1", "The bucket's region."),
+    Setting("s3", "addressing_style", "option('auto', 'path', 'virtual')", "auto",
+            "Bucket in the path (path: most non-AWS stores) or in the host name "
+            "(virtual)."),
+    Setting("s3", "access_key_id", "string", "",
+            "Credentials; empty: the standard AWS chain (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, the shared config and credentials files, an instance "
+            "role)."),
+    Setting("s3", "secret_access_key", "string", "", "The secret of access_key_id."),
+    Setting("s3", "credentials_file", "string", "",
+            "A file in the AWS credentials format ([default] with aws_access_key_id and "
+            "aws_secret_access_key) instead of the two keys above; relative paths are "
+            "taken from the directory of this file."),
+    Setting("s3", "connect_timeout", "float(0.1, 600)", "5",
+            "Seconds to connect to the S3 endpoint."),
+    Setting("s3", "read_timeout", "float(0.1, 3600)", "30",
+            "Seconds to wait for an answer once connected."),
+    Setting("s3", "max_attempts", "integer(1, 20)", "3",
+            "Attempts of one request, retried with backoff on throttling, 5xx and "
+            "connection errors."),
+    Setting("s3", "max_connections", "integer(1, 1000)", "16",
+            "Connections kept open to the endpoint (about the worker threads of the node)."),
+    Setting("s3", "cache_control", "text", "",
+            "Cache-Control of stored objects, for when the bucket is served directly "
+            "(e.g. public, max-age=86400); empty: none.", example="public, max-age=86400"),
+    Setting("s3", "max_bytes", "byte_size", "50MiB",
+            "Largest source read from the bucket for an on-the-fly render (then 413)."),
+    Setting("s3", "revalidate", "duration", "60s",
+            "How long a cached on-the-fly result of a source in the bucket is served "
+            "without asking the bucket whether the source changed (a change made through "
+            "this node is seen at once). Units: s, m, h, d."),
     Setting("http", "render_threads", "integer(0, 256)", "0",
             "Threads rendering on-the-fly misses (and /health), apart from the "
             "io_threads of the XML-RPC calls, so that reads never take a write's thread "
@@ -237,6 +281,8 @@ _CORE_SECTIONS = {
     "images": "The stored tree and the image work.",
     "http": "On-the-fly resizing over HTTP and its result cache (docs/on-the-fly.md).",
     "http/origins": "HTTP servers holding the sources of mounts with source = origins.",
+    "s3": "An S3-compatible bucket: the store of [images] backend = s3, and the source "
+          "of mounts with source = s3 (docs/scale-out.md).",
     "imagemagick": "ImageMagick (through Wand).",
     "imagemagick/env": "ImageMagick resource limits. Other MAGICK_* variables (for "
                        "example MAGICK_TMPDIR) are exported to ImageMagick as given.",

@@ -257,13 +257,13 @@ class Engine:
         with _trimmed_when_refused(data):
             return self._transform_checked(data, transform, defaults, accept)
 
-    def transform_source(self, tree, path, transform, defaults, accept=()):
-        """``transform`` of the tree file at ``path``: (Rendered, version, mtime).
+    def transform_source(self, storage, path, transform, defaults, accept=()):
+        """``transform`` of the stored file at ``path``: (Rendered, version, mtime).
 
-        ``tree`` is an ``imagepipe.tree.Tree``; the version is its
-        ``version_of`` the file read.
+        ``storage`` is an ``IStorage`` (a ``Tree``, a ``Bucket``); the version
+        is the one it gives for the bytes read.
         """
-        data, version, modified = tree.source(path)
+        data, version, modified = storage.source(path)
         return self.transform(data, transform, defaults, accept), version, modified
 
     def _transform_checked(self, data, transform, defaults, accept):

@@ -293,8 +293,12 @@ class ProcessEngine:
                                              defaults, accept)
         return rendered
 
-    def transform_source(self, tree, path, transform, defaults, accept=()):
-        """``Engine.transform_source`` in a child, which reads the file itself."""
+    def transform_source(self, storage, path, transform, defaults, accept=()):
+        """``Engine.transform_source`` in a child, which reads a local file itself; the
+        bytes of any other storage (a bucket) are read here and cross the socket."""
+        if storage.local_root is None:
+            data, version, modified = storage.source(path)
+            return self.transform(data, transform, defaults, accept), version, modified
         return self.processes.call("transform_path", self.limits, path, transform, defaults,
                                    accept)
 

@@ -98,7 +98,9 @@ class Replica:
             return Message("store", self.node, seq, hlc, files=files)
         if change.operation == "move":
             moves = [(src, dst) for src, dst in change.moved if src != dst]
-            files = tuple(FileEntry.of(dst, self.tree.read(src, "src_path"))
+            carried = {w.path: w.data for w in change.written}  # moved before the commit
+            files = tuple(FileEntry.of(dst, carried[dst] if dst in carried
+                                       else self.tree.read(src, "src_path"))
                           for src, dst in moves)
             return Message("move", self.node, seq, hlc, files=files,
                            deleted=tuple(src for src, _ in moves))

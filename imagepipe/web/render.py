@@ -62,7 +62,7 @@ class Renderer:
         self.engine = engine  # an Engine, or a ProcessEngine rendering in children
         self.workers = workers
         self.cache = cache  # ResultCache, or None when the cache is off
-        self.sources = sources  # {"tree": TreeSource, "origins": OriginSource}
+        self.sources = sources  # {"tree": StoredSource, "s3": StoredSource, "origins": ...}
         self.settings = settings  # HttpSettings
         self.defaults = EncodeOptions(quality=settings.quality)
         self.counts = {"renders": 0, "cache_hits": 0, "shared": 0, "errors": 0}
@@ -212,7 +212,7 @@ class Renderer:
                 return hit
         if fetched is None:  # a tree source: the engine reads it (in a child, the child does)
             rendered, version, modified = self.engine.transform_source(
-                source.tree, request.source, request.transform, self.defaults, accept)
+                source.storage, request.source, request.transform, self.defaults, accept)
             fetched = Fetched(b"", version, modified)
         else:
             rendered = self.engine.transform(fetched.data, request.transform, self.defaults,

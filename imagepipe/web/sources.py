@@ -1,19 +1,18 @@
-"""Where on-the-fly sources come from: the stored tree, or HTTP origins.
+"""Where on-the-fly sources come from: a storage (the tree, a bucket), or HTTP origins.
 
 Every source provides ``ISource`` (``version`` and ``blocking``), and one
-of the two ways of getting the bytes: ``IReadSource`` (the tree: read in
-the render job, no thread hop for local files) or ``IFetchSource`` (HTTP
-origins: fetched first, asynchronously).  Either raises or fails with
-``SourceMissing`` when there is no such source.  An S3 source fits the
-same shapes.
+of the two ways of getting the bytes: ``IReadSource`` (a storage: read in
+the render job's thread) or ``IFetchSource`` (HTTP origins: fetched first,
+asynchronously).  Either raises or fails with ``SourceMissing`` when there
+is no such source.
 """
 
+import threading
+import time
 from dataclasses import dataclass
 
 from twisted.application.service import Service
 from zope.interface import Attribute, Interface, implementer
-
-from imagepipe.tree import version_of
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class ISource(Interface):
 class IReadSource(ISource):
     """Sources read synchronously, in the render job's thread."""
 
-    tree = Attribute("The imagepipe.tree.Tree the sources are files of (engines read it).")
+    storage = Attribute("The IStorage the sources are in (engines read from it).")
 
     def read(path):
         """``Fetched`` for ``path``; raises ``SourceMissing`` when there is none."""
@@ -55,22 +54,50 @@ class IFetchSource(ISource):
 
 
 @implementer(IReadSource)
-class TreeSource:
-    """Sources are files of the stored tree (``imagepipe.tree.Tree``)."""
+class StoredSource:
+    """Sources are what a storage (``IStorage``: a ``Tree``, a ``Bucket``) holds.
+
+    ``revalidate``: for that many seconds after a path's version was asked,
+    the answer is taken as still true (a bucket is then not asked on every
+    cache hit); a change made through this node forgets it at once.
+    """
 
     blocking = True
 
-    def __init__(self, tree):
-        self.tree = tree
+    def __init__(self, storage, revalidate=0.0, clock=time.monotonic):
+        self.storage = storage
+        self.revalidate = revalidate
+        self.clock = clock
+        self._known = {}  # path -> (version, when asked)
+        self._lock = threading.Lock()
+        if revalidate:
+            storage.listeners.append(self._forget)
 
     def version(self, path):
-        """The version of the file at ``path``, or None when there is none."""
-        info = self.tree.stat(path)
-        return None if info is None else version_of(info)
+        """The version of ``path`` now (or as asked less than ``revalidate`` s ago)."""
+        if not self.revalidate:
+            return self.storage.version(path)
+        now = self.clock()
+        with self._lock:
+            known = self._known.get(path)
+        if known is not None and now - known[1] < self.revalidate:
+            return known[0]
+        version = self.storage.version(path)
+        with self._lock:
+            self._known[path] = (version, now)
+            if len(self._known) > 100_000:  # bounded: the oldest half goes
+                for stale in sorted(self._known, key=lambda p: self._known[p][1])[:50_000]:
+                    del self._known[stale]
+        return version
 
     def read(self, path):
-        """``Fetched`` for ``path``; ``SourceMissing`` when it is not a file of the tree."""
-        return Fetched(*self.tree.source(path))
+        """``Fetched`` for ``path``; ``SourceMissing`` when the storage has none."""
+        return Fetched(*self.storage.source(path))
+
+    def _forget(self, change):
+        with self._lock:
+            for path in change.paths:
+                self._known.pop(path, None)
 
 
 @implementer(IFetchSource)

@@ -66,8 +66,8 @@ FREE_SECTIONS = {"http/native/presets": "string"}
 SETTINGS = mount_settings(
     "native", "/r/", True, "Serve imagepipe's own URL grammar (docs/on-the-fly.md).",
     prefix_description="URL prefix of this dialect: one path segment between slashes.",
-    source_description="Where sources come from: the stored tree, or the [[origins]] HTTP "
-                       "servers.") + (
+    source_description="Where sources come from: tree (the store, on its backend), the "
+                       "[[origins]] HTTP servers, or the [s3] bucket.") + (
     Setting("http/native", "presets_only", "boolean", "false",
             "Refuse every option that does not come from a preset (HTTP 403)."),
 )

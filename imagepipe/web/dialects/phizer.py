@@ -70,7 +70,8 @@ FREE_SECTIONS = {"http/phizer/sizes": "string"}
 SETTINGS = mount_settings(
     "phizer", "/phizer/", False, "Serve phizer URLs: /size-code[/tlx x tly/brx x bry]/name.ext.",
     source="origins",
-    source_description="Where sources come from: tree or origins (phizer's master and slaves).")
+    source_description="Where sources come from: tree, origins (phizer's master and "
+                       "slaves) or s3 (a bucket as the master).")
 READS_QUERY = False
 _SIZE_CODE = re.compile(r"\s*(\d{1,5})\s*x\s*(\d{1,5})\s+(\w+)\s*")
 

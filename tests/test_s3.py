@@ -1,0 +1,151 @@
+"""The store on an S3 bucket, end to end: a real twistd node, a real S3 API server (moto_server,
+or the one ``IMAGEPIPE_TEST_S3_ENDPOINT`` names), boto3 to look at the bucket."""
+
+import hashlib
+import urllib.error
+import urllib.request
+import xmlrpc.client
+
+import pytest
+
+from support.decoding import opened
+from support.samples import picture
+from support.server import b64
+
+pytestmark = pytest.mark.slow
+
+SIZES = {"": [400, 300], "_m": [120, 120], "_s": [40, 40]}
+
+
+def on_bucket(make_server, s3, bucket, endpoint=None, **settings):
+    """A node whose store is ``bucket`` (through ``endpoint``, a proxy, if given)."""
+    node = make_server()
+    node.sections["images"]["backend"] = "s3"
+    node.sections["s3"] = s3.settings(bucket, endpoint, **settings)
+    return node
+
+
+def test_a_store_on_a_bucket_writes_the_same_objects_as_on_a_tree(make_server, s3):
+    bucket = s3.new_bucket()
+    node = on_bucket(make_server, s3, bucket, cache_control="public, max-age=60").start()
+    tree = make_server().start()
+    source = b64(picture(800, 600))
+    assert node.proxy().store_image(source, "cats/a.jpg", "jpg", SIZES) == "OK"
+    assert tree.proxy().store_image(source, "cats/a.jpg", "jpg", SIZES) == "OK"
+    objects = s3.objects(bucket)
+    assert sorted(objects) == ["cats/a.jpg", "cats/a_m.jpg", "cats/a_s.jpg"]
+    for key, data in objects.items():
+        assert data == (tree.root / key).read_bytes(), key
+    head = s3.client().head_object(Bucket=bucket, Key="cats/a_m.jpg")
+    assert head["ContentType"] == "image/jpeg"
+    assert head["CacheControl"] == "public, max-age=60"
+    assert head["Metadata"]["sha256"] == hashlib.sha256(objects["cats/a_m.jpg"]).hexdigest()
+    assert tree.files() and not list(node.root.glob("cats*"))  # nothing on the node's disk
+
+
+def test_image_info_comes_from_the_object_s_metadata(make_server, s3, s3_proxy):
+    bucket = s3.new_bucket()
+    node = on_bucket(make_server, s3, bucket, s3_proxy.endpoint).start()
+    tree = make_server().start()
+    source = b64(picture(640, 480))
+    for each in (node, tree):
+        each.proxy().store_image(source, "info/a.png", "png", {"": [200, 150]})
+    s3_proxy.seen.clear()
+    assert node.proxy().image_info("info/a.png") == tree.proxy().image_info("info/a.png")
+    assert [method for method, _ in s3_proxy.seen] == ["HEAD"]  # no download
+
+
+def test_move_copies_then_deletes_and_delete_removes(make_server, s3):
+    bucket = s3.new_bucket()
+    node = on_bucket(make_server, s3, bucket).start()
+    proxy = node.proxy()
+    proxy.store_image(b64(picture(300, 200)), "m/a.jpg", "jpg", {"": [100, 100], "_t": [20, 20]})
+    stored = s3.objects(bucket)
+    assert proxy.move_image(["m/a.jpg", "m/a_t.jpg"], ["n/b.jpg", "n/b_t.jpg"]) == "OK"
+    moved = s3.objects(bucket)
+    assert moved == {"n/b.jpg": stored["m/a.jpg"], "n/b_t.jpg": stored["m/a_t.jpg"]}
+    assert s3.client().head_object(Bucket=bucket, Key="n/b.jpg")["ContentType"] == "image/jpeg"
+    with pytest.raises(xmlrpc.client.Fault, match=r"src_path: no such image: 'm/a.jpg'"):
+        proxy.move_image("m/a.jpg", "n/c.jpg")
+    assert proxy.delete_image(["n/b.jpg", "n/b_t.jpg", "never/there.jpg"]) == "OK"
+    assert s3.objects(bucket) == {}
+    with pytest.raises(xmlrpc.client.Fault, match=r"path: no such image: 'n/b.jpg'"):
+        proxy.image_info("n/b.jpg")
+
+
+def test_a_failed_upload_leaves_nothing_of_its_call(make_server, s3, s3_proxy):
+    bucket = s3.new_bucket()
+    node = on_bucket(make_server, s3, bucket, s3_proxy.endpoint).start()
+    proxy = node.proxy()
+    s3_proxy.fail("PUT", "/f/a_m.jpg")
+    with pytest.raises(xmlrpc.client.Fault) as fault:
+        proxy.store_image(b64(picture(500, 400)), "f/a.jpg", "jpg", SIZES)
+    assert fault.value.faultCode == 1001  # OperationFailed
+    assert f"cannot write 'f/a_m.jpg' to s3://{bucket}/f/a_m.jpg: InternalError" \
+        in fault.value.faultString
+    assert s3.objects(bucket) == {}
+    s3_proxy.failing.clear()
+    assert proxy.store_image(b64(picture(500, 400)), "f/a.jpg", "jpg", SIZES) == "OK"
+    assert len(s3.objects(bucket)) == 3
+
+
+def test_a_store_while_s3_is_gone_fails_cleanly_and_the_node_recovers(make_server, s3, s3_proxy):
+    bucket = s3.new_bucket()
+    node = on_bucket(make_server, s3, bucket, s3_proxy.endpoint).start()
+    proxy = node.proxy()
+    s3_proxy.down()
+    with pytest.raises(xmlrpc.client.Fault) as fault:
+        proxy.store_image(b64(picture(300, 300)), "gone/a.jpg", "jpg", SIZES)
+    assert fault.value.faultCode == 1001 and f"s3://{bucket}/gone/a.jpg" in fault.value.faultString
+    with urllib.request.urlopen(node.url + "health", timeout=30) as answer:
+        assert answer.status == 200  # the node keeps serving
+    s3_proxy.up()
+    assert proxy.store_image(b64(picture(300, 300)), "gone/a.jpg", "jpg", SIZES) == "OK"
+    assert sorted(s3.objects(bucket)) == ["gone/a.jpg", "gone/a_m.jpg", "gone/a_s.jpg"]
+
+
+def test_a_missing_bucket_stops_start_up_naming_it(make_server, s3):
+    node = on_bucket(make_server, s3, "no-such-bucket-here")
+    node.start(wait=False)
+    assert node.process.wait(60) == 1
+    assert "[s3] bucket 'no-such-bucket-here': NoSuchBucket: " in node.log()
+
+
+def test_wrong_credentials_stop_start_up_with_what_s3_said(make_server, tmp_path):
+    from support.s3 import S3Server
+
+    checking = S3Server(tmp_path / "auth", auth=True)  # or the server the environment names
+    try:
+        node = make_server()
+        node.sections["images"]["backend"] = "s3"
+        node.sections["s3"] = dict(checking.settings("images"), access_key_id="AKIANOSUCHKEY",
+                                   secret_access_key="wrong")
+        node.start(wait=False)
+        assert node.process.wait(60) == 1
+        log = node.log()
+        assert "[s3] bucket 'images': " in log
+        assert any(f"'images': {code}: " in log for code in
+                   ("InvalidAccessKeyId", "AccessDenied", "SignatureDoesNotMatch"))
+    finally:
+        checking.stop()
+
+
+def test_an_on_the_fly_mount_reads_its_sources_from_a_bucket(make_server, s3, s3_proxy):
+    bucket = s3.new_bucket()
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key="src/cat.jpg", Body=picture(800, 600))
+    node = make_server()
+    node.sections["http"] = {"native": {"source": "s3"}}
+    node.sections["s3"] = s3.settings(bucket, s3_proxy.endpoint, revalidate="1s")
+    node.start()
+    with urllib.request.urlopen(node.url + "r/w:200/src/cat.jpg", timeout=30) as answer:
+        assert opened(answer.read()).size == (200, 150)
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(node.url + "r/w:200/src/none.jpg", timeout=30)
+    assert missing.value.code == 404
+    s3_proxy.down()
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(node.url + "r/w:201/src/cat.jpg", timeout=30)
+    assert failed.value.code in (502, 504)
+    assert "s3://" in failed.value.read().decode()
+    s3_proxy.up()
