@@ -123,6 +123,9 @@ class Node(MultiService):
 
     def reload(self):
         """Re-read the config file and apply what can change while running."""
+        if self.workers.closing:  # draining: nothing opens again, nothing changes
+            self.log.info("reload ignored: the node is shutting down")
+            return
         try:
             new = configuration.load(self.config.filename)
         except ConfigError as failure:
@@ -171,6 +174,7 @@ class Node(MultiService):
                                             for description, port in self.ports.items()))
 
         opening.addCallbacks(switch, refuse)
+        opening.addErrback(self.log.failure, "reload: moving the listeners failed")
 
 
 def _within(reactor, d, seconds):

@@ -29,8 +29,7 @@ class StoreSettings:
     @classmethod
     def of(cls, config):
         """The settings a loaded ``Config`` asks for."""
-        return cls(rules=PathRules(config.images.transliterate_paths),
-                   quality=config.images.quality)
+        return cls(rules=config.path_rules, quality=config.images.quality)
 
 
 class ImageStore:

@@ -179,6 +179,7 @@ def on_the_fly(config, storage, engine, processes, sources, workers, log):
     """The renderer and one resource per enabled dialect ({first segment: Mount})."""
     from imagepipe import __version__
     from imagepipe.web import cache as results
+    from imagepipe.web.cache_keys import fingerprint
     from imagepipe.web import dialects
     from imagepipe.web.render import Mount, Renderer
     from imagepipe.web.signing import Signer, read_keys
@@ -198,8 +199,8 @@ def on_the_fly(config, storage, engine, processes, sources, workers, log):
         try:
             os.makedirs(settings.cache_path, exist_ok=True)
             cache = results.ResultCache(settings.cache_path, settings.cache_max_bytes,
-                                        results.fingerprint(__version__, engine, settings,
-                                                            signer.keys if signer else ()))
+                                        fingerprint(__version__, engine, settings,
+                                                    signer.keys if signer else ()))
         except OSError as error:
             raise ConfigError(f"{config.filename}: [http] cache_path = "
                               f"{settings.cache_path!r}: cannot use it: "

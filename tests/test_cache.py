@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from imagepipe.web.cache import ResultCache, cache_name, cost
+from imagepipe.web.cache import ResultCache, cost
+from imagepipe.web.cache_keys import cache_name
 
 
 class Clock:
@@ -193,7 +194,7 @@ def test_the_fingerprint_names_what_results_depend_on():
     from types import SimpleNamespace
 
     from imagepipe.config import HttpSettings
-    from imagepipe.web.cache import fingerprint
+    from imagepipe.web.cache_keys import fingerprint
 
     engine = SimpleNamespace(name="wand", formats=frozenset({"jpg", "png", "webp"}))
     http = HttpSettings(cache_path="", cache_max_bytes=1, max_age=1, accel_redirect="",

@@ -26,3 +26,10 @@ def test_the_tree_is_read_and_origins_are_fetched(tmp_path):
     assert verifyObject(IReadSource, StoredSource(Tree(str(tmp_path), 0o022)))
     origins = HttpOrigins(reactor, OriginSettings(master="http://127.0.0.1:9/"))
     assert verifyObject(IFetchSource, OriginSource(origins))
+
+
+def test_the_tree_and_a_bucket_are_storages(tmp_path):
+    from imagepipe.bucket import Bucket
+
+    assert verifyObject(IStorage, Tree(str(tmp_path), 0o022))
+    assert verifyObject(IStorage, Bucket(client=None, name="images"))

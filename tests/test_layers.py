@@ -79,3 +79,12 @@ def test_the_design_s_module_map_names_every_module_and_only_modules_that_exist(
                if not any(module.startswith(folder) for folder in folders)]
     assert sorted(unnamed) == [] and sorted(named - modules) == []
     assert all(Path(ROOT, folder).is_dir() for folder in folders)
+
+
+def test_a_dialect_declaring_its_settings_loads_no_config_machinery():
+    imported = run(
+        "import sys\n"
+        "import imagepipe.web.dialects.native, imagepipe.web.dialects.dirpy\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('configobj', 'validate')\n"
+        "             or m.startswith('imagepipe.config')))")
+    assert imported == "[]"

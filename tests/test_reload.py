@@ -46,13 +46,13 @@ def node(tmp_path, reactor=None, **images):
 def test_a_reload_applies_limits_threads_and_quality(tmp_path):
     made, reactor, parts = node(tmp_path)
     write(tmp_path / "imagepipe.ini", tmp_path, io_threads=3, max_pending=7, quality=60,
-          umask="0027", max_pixels="10MP", transliterate_paths="false")
+          umask="0027", max_pixels="10MP", transliterate_paths="true")
+    assert not parts.store.settings.rules.transliterate and not parts.view.rules.transliterate
     made.reload()
     assert (made.workers.writes.threads, made.workers.writes.max_pending) == (3, 7)
     assert parts.store.settings.quality == 60 and parts.tree.umask == 0o027
     assert parts.store.engine.limits.max_pixels == 10_000_000
-    assert not parts.store.settings.rules.transliterate
-    assert not parts.view.rules.transliterate
+    assert parts.store.settings.rules.transliterate and parts.view.rules.transliterate
     assert len(reactor.tcpServers) == 1  # the same address: the same port
 
 
@@ -110,3 +110,30 @@ def test_a_new_address_that_cannot_listen_keeps_the_old_one(tmp_path):
             "Still listening on 0.0.0.0:18085 (tcp).") in [formatEvent(e) for e in events]
     assert list(made.ports) == ["tcp:18085:interface=127.0.0.1"]
     assert made.config.network.port == 18086  # the other settings still apply
+
+
+def test_a_reload_while_shutting_down_opens_nothing(tmp_path):
+    made, reactor, parts = node(tmp_path, quality=70)
+    made.stopService()  # drains for up to shutdown_timeout on this reactor's clock
+    assert reactor.stopped == [18085]  # the port is closed first
+    text = (tmp_path / "imagepipe.ini").read_text().replace("18085", "18086")
+    (tmp_path / "imagepipe.ini").write_text(text.replace("quality = 70", "quality = 50"))
+    made.reload()
+    assert [port for port, *_ in reactor.tcpServers] == [18085]
+    assert made.ports == {} and parts.store.settings.quality == 70
+
+
+def test_the_node_tap_builds_reloads_every_part_that_can_change(tmp_path, monkeypatch):
+    from imagepipe import tap
+    from imagepipe.imaging import magick
+
+    config = write(tmp_path / "imagepipe.ini", tmp_path)
+    built = tap.build(config, reactor=Reactor())
+    kinds = {type(part).__name__ if not isinstance(part, type(magick)) else part.__name__
+             for part in built.parts}
+    assert kinds == {"ImagepipeRPC", "ImagepipeSite", "ImageStore", "WorkerPool",
+                     "TreeResource", "imagepipe.imaging.magick"}
+    applied = []
+    monkeypatch.setattr(magick, "apply_limits", applied.append)
+    magick.reload(config)
+    assert applied == [config.imagemagick]

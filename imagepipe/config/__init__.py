@@ -2,7 +2,8 @@
 
 One module per idea:
 
-- ``declarations``: the ``Setting`` shape (and ``mount_settings`` for dialects);
+- ``imagepipe.declarations`` (outside the package, so that a dialect declaring its
+  section loads none of this): the ``Setting`` shape and ``mount_settings``;
 - ``settings``: the node's own settings, and ``declared()``, the whole list with
   each URL dialect's section (declared in its module, ``imagepipe.web.dialects``);
 - ``checks``: our value types and units, and what each accepts in words;

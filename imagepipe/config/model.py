@@ -4,6 +4,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from imagepipe.imaging import ImageLimits
+from imagepipe.paths import PathRules
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,11 @@ class Config:
     imagemagick: MagickSettings
     http: HttpSettings = None
     s3: S3Settings = S3Settings()
+
+    @property
+    def path_rules(self):
+        """The ``PathRules`` every client path (and a tree view's) is cleaned by."""
+        return PathRules(self.images.transliterate_paths)
 
     @property
     def image_limits(self):

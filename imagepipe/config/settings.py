@@ -8,7 +8,7 @@ one list, in file order, that the configobj spec, the typed ``Config`` and
 
 import functools
 
-from imagepipe.config.declarations import Setting
+from imagepipe.declarations import Setting
 from imagepipe.imaging import engines
 from imagepipe.web import dialects
 

@@ -26,7 +26,7 @@ from twisted.web.static import NoRangeStaticProducer
 from imagepipe.errors import Busy
 from imagepipe.imaging import EncodeOptions
 from imagepipe.imaging.formats import by_name
-from imagepipe.web.cache import cache_name
+from imagepipe.web.cache_keys import cache_name
 from imagepipe.web.dialects import NotAllowed
 from imagepipe.web.signing import BadSignature, canonical_path
 from imagepipe.web.sources import Fetched

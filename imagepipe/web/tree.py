@@ -14,7 +14,7 @@ from twisted.web.static import NoRangeStaticProducer
 
 from imagepipe.errors import ClientError
 from imagepipe.imaging.formats import by_name
-from imagepipe.paths import PathRules, split_extension
+from imagepipe.paths import split_extension
 from imagepipe.web.statuses import error_page
 
 
@@ -30,7 +30,7 @@ class TreeResource(resource.Resource):
 
     def reload(self, config):
         """Take a reloaded config's path rules."""
-        self.rules = PathRules(config.images.transliterate_paths)
+        self.rules = config.path_rules
 
     def render_GET(self, request):
         handle = self._open(request)

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
-from imagepipe.config.declarations import mount_settings
+from imagepipe.declarations import mount_settings
 from imagepipe.paths import PathRules, quoted
 from imagepipe.imaging.vocabulary import FILTERS, url_colour
 from imagepipe.web.dialects import Request

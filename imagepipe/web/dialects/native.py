@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError
-from imagepipe.config.declarations import Setting, mount_settings
+from imagepipe.declarations import Setting, mount_settings
 from imagepipe.paths import PathRules
 from imagepipe.imaging.vocabulary import FILTERS, url_colour
 from imagepipe.web.dialects import NotAllowed, Request

@@ -14,7 +14,7 @@ OpenRoss ignored it (cache-busting query strings still hit the cache).
 from dataclasses import dataclass
 
 from imagepipe.errors import ClientError
-from imagepipe.config.declarations import Setting, mount_settings
+from imagepipe.declarations import Setting, mount_settings
 from imagepipe.paths import PathRules, quoted
 from imagepipe.web.dialects import NotAllowed, Request, bounded_number
 from imagepipe.imaging.transform import MAX_SIDE, BadTransform, Transform

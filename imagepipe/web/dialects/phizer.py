@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from imagepipe.errors import ClientError
-from imagepipe.config.declarations import mount_settings
+from imagepipe.declarations import mount_settings
 from imagepipe.paths import PathRules, quoted
 from imagepipe.web.dialects import NotAllowed, Request
 from imagepipe.imaging.transform import MAX_SIDE, BadTransform, Transform

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from imagepipe.paths import quoted
-from imagepipe.config.declarations import Setting, mount_settings
+from imagepipe.declarations import Setting, mount_settings
 from imagepipe.web.dialects import NotAllowed, Request, bounded_number
 from imagepipe.imaging.transform import MAX_SIDE, BadTransform, Transform
 

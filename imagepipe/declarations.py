@@ -2,8 +2,8 @@
 
 The node's own settings are declared in ``imagepipe.config.settings``; each
 URL dialect declares its section in its own module (``imagepipe.web.dialects``)
-with ``mount_settings`` and its own keys.  This module imports nothing of the
-project, so any module may use it.
+with ``mount_settings`` and its own keys.  This module imports nothing, so a
+pure parser declaring its settings loads no part of the config loading.
 """
 
 from dataclasses import dataclass
