@@ -149,3 +149,54 @@ def test_an_on_the_fly_mount_reads_its_sources_from_a_bucket(make_server, s3, s3
     assert failed.value.code in (502, 504)
     assert "s3://" in failed.value.read().decode()
     s3_proxy.up()
+
+
+def test_a_cached_result_asks_the_bucket_again_only_after_revalidate(make_server, s3, s3_proxy):
+    import time
+
+    bucket = s3.new_bucket()
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key="cat.jpg", Body=picture(800, 600))
+    node = make_server()
+    node.sections["http"] = {"native": {"source": "s3"}}
+    node.sections["s3"] = s3.settings(bucket, s3_proxy.endpoint, revalidate="2s")
+    node.start()
+    url = node.url + "r/w:100/cat.jpg"
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        first = answer.read()
+    s3_proxy.seen.clear()
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        assert answer.read() == first
+    assert s3_proxy.seen == []  # a hit within revalidate: no request to the bucket
+    client.put_object(Bucket=bucket, Key="cat.jpg", Body=picture(400, 600))  # replaced
+    time.sleep(2.2)
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        assert opened(answer.read()).size == (100, 150)  # the new picture, rendered again
+    client.delete_object(Bucket=bucket, Key="cat.jpg")
+    time.sleep(2.2)
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        urllib.request.urlopen(url, timeout=30)
+    assert gone.value.code == 404
+
+
+def test_replication_works_between_nodes_on_buckets(make_server, s3):
+    from support.net import free_pair, wait_for
+
+    here, there = s3.new_bucket(), s3.new_bucket()
+    port = free_pair()
+    a = on_bucket(make_server, s3, here)
+    a.sections["replication"] = {"publish": f"tcp://127.0.0.1:{port}"}
+    b = on_bucket(make_server, s3, there)
+    b.sections["replication"] = {"publish": f"tcp://127.0.0.1:{free_pair()}",
+                                 "subscribe": f"tcp://127.0.0.1:{port}"}
+    a.start()
+    b.start()
+    proxy = a.proxy()
+    assert proxy.store_image(b64(picture(600, 400)), "r/a.jpg", "jpg", SIZES) == "OK"
+    wait_for(lambda: len(s3.objects(there)) == 3, 30, what="the store on the peer's bucket")
+    assert s3.objects(there) == s3.objects(here)
+    assert proxy.move_image("r/a.jpg", "r/b.jpg") == "OK"
+    assert proxy.delete_image(["r/a_m.jpg", "r/a_s.jpg"]) == "OK"
+    wait_for(lambda: sorted(s3.objects(there)) == ["r/b.jpg"], 30, what="move and delete")
+    assert s3.objects(there) == s3.objects(here)
+    assert b.proxy().image_info("r/b.jpg")["sha256"] == a.proxy().image_info("r/b.jpg")["sha256"]

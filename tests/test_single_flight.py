@@ -35,6 +35,7 @@ class Workers:
 
 class BlockingSource:
     blocking = True
+    versions_known = True
 
 
 def renderer(max_client_renders=2):

@@ -116,6 +116,9 @@ class Renderer:
         are read here, a larger one is handed over open, to be streamed.
         """
         current = source.version(path)
+        if current is None and source.versions_known:  # gone (a change made elsewhere)
+            self.cache.invalidate([path])
+            return None
         entry = self.cache.lookup(name)
         if entry is not None and entry.key != key:
             entry = None  # made for what this URL meant before (a dialect changed): render anew

@@ -29,6 +29,8 @@ class ISource(Interface):
 
     blocking = Attribute("True: read in the render job (IReadSource); False: fetched "
                          "first (IFetchSource).")
+    versions_known = Attribute("True: ``version`` None means there is no such source "
+                               "(its cached results go); False: it means unknown.")
 
     def version(path):
         """A cheap text naming the current content of ``path``, checked on every request
@@ -63,6 +65,7 @@ class StoredSource:
     """
 
     blocking = True
+    versions_known = True
 
     def __init__(self, storage, revalidate=0.0, clock=time.monotonic):
         self.storage = storage
@@ -108,6 +111,7 @@ class OriginSource(Service):
     """
 
     blocking = False
+    versions_known = False
 
     def __init__(self, origins):
         self.origins = origins

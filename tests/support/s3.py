@@ -67,11 +67,17 @@ class S3Server:
         return name
 
     def objects(self, bucket):
-        """{key: bytes} of every object in ``bucket``."""
+        """{key: bytes} of every object in ``bucket`` (one deleted while listing is left out)."""
         client = self.client()
         keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(
             Bucket=bucket) for item in page.get("Contents", ())]
-        return {key: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+        found = {}
+        for key in keys:
+            try:
+                found[key] = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except client.exceptions.NoSuchKey:
+                continue
+        return found
 
     def settings(self, bucket, endpoint=None, **more):
         """The ``[s3]`` section of a node using ``bucket`` (through ``endpoint`` if given)."""
