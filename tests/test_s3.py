@@ -200,3 +200,28 @@ def test_replication_works_between_nodes_on_buckets(make_server, s3):
     wait_for(lambda: sorted(s3.objects(there)) == ["r/b.jpg"], 30, what="move and delete")
     assert s3.objects(there) == s3.objects(here)
     assert b.proxy().image_info("r/b.jpg")["sha256"] == a.proxy().image_info("r/b.jpg")["sha256"]
+
+
+def test_with_the_bucket_gone_a_cached_result_is_served_until_revalidate(make_server, s3,
+                                                                         s3_proxy):
+    import time
+
+    bucket = s3.new_bucket()
+    s3.client().put_object(Bucket=bucket, Key="cat.jpg", Body=picture(800, 600))
+    node = make_server()
+    node.sections["http"] = {"native": {"source": "s3"}}
+    node.sections["s3"] = s3.settings(bucket, s3_proxy.endpoint, revalidate="2s")
+    node.start()
+    url = node.url + "r/w:100/cat.jpg"
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        assert answer.status == 200
+    s3_proxy.down()
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        assert answer.status == 200  # within revalidate: the bucket is not asked
+    time.sleep(2.2)
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(url, timeout=30)
+    assert failed.value.code in (502, 504)
+    s3_proxy.up()
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        assert answer.status == 200
