@@ -18,7 +18,6 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-# Appended: nothing in tests/ stands in front of a module found elsewhere.
 sys.path.insert(0, str(ROOT / "tests"))  # tests/support, before any installed "support"
 
 from support import net, nginx  # noqa: E402 - found through the line above

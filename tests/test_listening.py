@@ -20,7 +20,8 @@ from twisted.internet.testing import MemoryReactor
 from imagepipe import config, listening
 from imagepipe.errors import ConfigError
 from support.decoding import opened
-from support.net import UnixHTTPConnection, UnixTransport, free_port, unix_accepts, wait_for
+from support.net import free_port, wait_for
+from support.unix import UnixHTTPConnection, UnixTransport, unix_accepts
 from support.samples import picture
 from support.server import ROOT, TWISTD, b64, render_config
 from support.reactor import Reactor

@@ -4,11 +4,9 @@ Standard library only: the benchmarks (``bench/common.py``) take their ports
 from here too.
 """
 
-import http.client
 import random
 import socket
 import time
-import xmlrpc.client
 
 
 def free_port():
@@ -55,33 +53,3 @@ def wait_listening(process, port, log, timeout=30.0, name="the server"):
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", port)) == 0
     wait_for(listening, timeout, what=f"{name} on port {port}")
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP to a server listening on the unix socket ``socket_path``."""
-
-    def __init__(self, socket_path, timeout=30):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = str(socket_path)
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
-class UnixTransport(xmlrpc.client.Transport):
-    """XML-RPC over a unix socket: ``ServerProxy("http://localhost/", transport=...)``."""
-
-    def __init__(self, socket_path):
-        super().__init__()
-        self.socket_path = socket_path
-
-    def make_connection(self, host):
-        return UnixHTTPConnection(self.socket_path)
-
-
-def unix_accepts(socket_path):
-    """True once something accepts connections on the unix socket ``socket_path``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(str(socket_path)) == 0
