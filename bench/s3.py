@@ -15,6 +15,7 @@ the bucket.  Three measurements, each a ratio against the tree in this run:
 """
 
 import argparse
+import base64
 import io
 import secrets
 import sys
@@ -31,10 +32,10 @@ from PIL import Image, ImageOps
 from common import (cpu_model, free_port, imagepipe, percentile, table,  # noqa: E402
                     wait_listening)
 import corpus  # noqa: E402
+from store import store_arguments  # noqa: E402 - the task of bench/store.py
 
 WORK = Path(__file__).resolve().parent / ".cache" / "s3-run"
 MOTO = Path(sys.executable).with_name("moto_server")
-SIZES = {"": [1024, 1024], "_m": [250, 250], "_s": [50, 50]}
 KEYS = ("bench", "bench")
 
 NODE = """\
@@ -89,8 +90,7 @@ def timed_stores(server, payload, calls, clients=2):
         proxy = xmlrpc.client.ServerProxy(server.url)
         for index in counter:
             started = time.perf_counter()
-            proxy.store_image(payload, f"bench/{index % 8}.jpg", "jpg", SIZES,
-                              {"quality": 85})
+            proxy.store_image(*store_arguments(payload, f"bench/{index % 8}.jpg"))
             with lock:
                 durations.append(time.perf_counter() - started)
 
@@ -161,7 +161,7 @@ def main():
 
     photo = corpus.photo(args.photo)
     data = photo.read_bytes()
-    payload = xmlrpc.client.Binary(data)
+    payload = base64.b64encode(data).decode("ascii")
     upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
     upright.thumbnail((2048, 2048), Image.LANCZOS)
     source = io.BytesIO()
