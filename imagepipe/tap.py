@@ -165,13 +165,19 @@ def make_sources(reactor, config, storage):
 
     revalidate = config.s3.revalidate
     sources = {"tree": StoredSource(storage, revalidate if storage.local_root is None else 0)}
-    if any(mount.source == "s3" for mount in config.http.mounts):
-        bucket = storage if config.images.backend == "s3" else s3_bucket(config)
-        sources["s3"] = StoredSource(bucket, revalidate)
     if config.http.mounts and config.http.origins is not None:
         from imagepipe.web.origins.client import HttpOrigins
 
         sources["origins"] = OriginSource(HttpOrigins(reactor, config.http.origins))
+    if any(mount.source == "s3" for mount in config.http.mounts):
+        bucket = storage if config.images.backend == "s3" else s3_bucket(config)
+        if config.s3.origins_fallback:
+            from imagepipe.web.sources import FallingBack
+
+            fallback = FallingBack(bucket, sources["origins"].origins, reactor)
+            sources["s3"] = StoredSource(fallback, revalidate, versions_known=False)
+        else:
+            sources["s3"] = StoredSource(bucket, revalidate)
     return sources
 
 

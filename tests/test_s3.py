@@ -225,3 +225,27 @@ def test_with_the_bucket_gone_a_cached_result_is_served_until_revalidate(make_se
     s3_proxy.up()
     with urllib.request.urlopen(url, timeout=30) as answer:
         assert answer.status == 200
+
+
+def test_phizer_with_a_bucket_as_master_falls_back_to_the_origins(make_server, s3, origin):
+    from support.origins import image
+
+    bucket = s3.new_bucket()
+    s3.client().put_object(Bucket=bucket, Key="in-bucket.jpg", Body=picture(800, 600))
+    origin.routes["/only-on-origin.jpg"] = image(picture(600, 800))
+    node = make_server()
+    node.sections["http"] = {"native": {"enabled": "false"},
+                             "phizer": {"enabled": "true", "source": "s3",
+                                        "sizes": {"small": "100x100 max"}},
+                             "origins": {"master": origin.url(), "allow": "127.0.0.1"}}
+    node.sections["s3"] = s3.settings(bucket, origins_fallback="true")
+    node.start()
+    with urllib.request.urlopen(node.url + "phizer/small/in-bucket.jpg", timeout=30) as answer:
+        assert opened(answer.read()).size == (100, 75)
+    assert "/in-bucket.jpg" not in origin.paths()  # the master had it
+    with urllib.request.urlopen(node.url + "phizer/small/only-on-origin.jpg",
+                                timeout=30) as answer:
+        assert opened(answer.read()).size == (75, 100)
+    with pytest.raises(urllib.error.HTTPError) as nowhere:
+        urllib.request.urlopen(node.url + "phizer/small/nowhere.jpg", timeout=30)
+    assert nowhere.value.code == 404

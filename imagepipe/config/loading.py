@@ -137,7 +137,7 @@ def _typed(filename, raw):
             max_result_side=images["max_result_side"],
             max_result_pixels=images["max_result_pixels"], backend=images["backend"]),
         http=http,
-        s3=_s3(filename, base, raw["s3"], images["backend"], http.mounts),
+        s3=_s3(filename, base, raw["s3"], images["backend"], http),
         imagemagick=MagickSettings(
             convert=magick["convert"],
             thread_limit=env["MAGICK_THREAD_LIMIT"],
@@ -148,13 +148,16 @@ def _typed(filename, raw):
     )
 
 
-def _s3(filename, base, section, backend, mounts):
+def _s3(filename, base, section, backend, http):
     """The typed ``[s3]`` section: required by backend = s3 and by mounts with source = s3."""
     users = (["[images] backend = s3"] if backend == "s3" else []) + [
-        f"[http/{mount.dialect}] source = s3" for mount in mounts if mount.source == "s3"]
+        f"[http/{mount.dialect}] source = s3" for mount in http.mounts if mount.source == "s3"]
     if not users:
         return S3Settings()
     where = f"{filename}: [s3]"
+    if section["origins_fallback"] and http.origins is None:
+        raise ConfigError(f"{where} origins_fallback = true: expected [http/origins] master "
+                          f"to be set")
     if not section["bucket"]:
         raise ConfigError(f"{where} bucket = '': expected a bucket name for {users[0]}")
     if bool(section["access_key_id"]) != bool(section["secret_access_key"]):
@@ -175,7 +178,7 @@ def _s3(filename, base, section, backend, mounts):
         connect_timeout=section["connect_timeout"], read_timeout=section["read_timeout"],
         max_attempts=section["max_attempts"], max_connections=section["max_connections"],
         cache_control=section["cache_control"], max_bytes=section["max_bytes"],
-        revalidate=section["revalidate"])
+        revalidate=section["revalidate"], origins_fallback=section["origins_fallback"])
 
 
 def _replication(filename, base, section, root):

@@ -139,6 +139,7 @@ class S3Settings:
     cache_control: str = ""
     max_bytes: int = 50 << 20
     revalidate: float = 60.0
+    origins_fallback: bool = False
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,10 @@ _BEFORE_DIALECTS = (
             "How long a cached on-the-fly result of a source in the bucket is served "
             "without asking the bucket whether the source changed (a change made through "
             "this node is seen at once). Units: s, m, h, d."),
+    Setting("s3", "origins_fallback", "boolean", "false",
+            "Mounts with source = s3 fetch what the bucket does not have (or cannot give) "
+            "from [http/origins]: the bucket as phizer's master, the origins as its "
+            "slaves."),
     Setting("http", "render_threads", "integer(0, 256)", "0",
             "Threads rendering on-the-fly misses (and /health), apart from the "
             "io_threads of the XML-RPC calls, so that reads never take a write's thread "

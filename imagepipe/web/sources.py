@@ -12,7 +12,10 @@ import time
 from dataclasses import dataclass
 
 from twisted.application.service import Service
+from twisted.internet.threads import blockingCallFromThread
 from zope.interface import Attribute, Interface, implementer
+
+from imagepipe.errors import OriginError, OriginTimeout, SourceMissing
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,10 @@ class StoredSource:
     """
 
     blocking = True
-    versions_known = True
 
-    def __init__(self, storage, revalidate=0.0, clock=time.monotonic):
+    def __init__(self, storage, revalidate=0.0, clock=time.monotonic, versions_known=True):
         self.storage = storage
+        self.versions_known = versions_known
         self.revalidate = revalidate
         self.clock = clock
         self._known = {}  # path -> (version, when asked)
@@ -101,6 +104,38 @@ class StoredSource:
         with self._lock:
             for path in change.paths:
                 self._known.pop(path, None)
+
+
+class FallingBack:
+    """A storage's sources, and the HTTP origins' where it has none or fails (phizer's
+    master and slaves, with a bucket as the master: ``[s3] origins_fallback``).
+
+    Offers what a ``StoredSource`` reads of a storage.  ``version`` is the
+    storage's, None where it has none or fails (then unknown: the origins may
+    have it); ``source`` blocks its thread while the reactor fetches from the
+    origins.
+    """
+
+    local_root = None
+
+    def __init__(self, storage, origins, reactor):
+        self.storage = storage
+        self.origins = origins  # imagepipe.web.origins.client.HttpOrigins
+        self.reactor = reactor
+        self.listeners = storage.listeners
+
+    def version(self, path):
+        try:
+            return self.storage.version(path)
+        except (OriginError, OriginTimeout):
+            return None
+
+    def source(self, path):
+        try:
+            return self.storage.source(path)
+        except (SourceMissing, OriginError, OriginTimeout):
+            fetched = blockingCallFromThread(self.reactor, self.origins.fetch, path)
+            return fetched.data, fetched.version, fetched.modified
 
 
 @implementer(IFetchSource)
