@@ -19,6 +19,7 @@ from twisted.web import server, xmlrpc
 
 from imagepipe import rpc_arguments as arguments
 from imagepipe.auth import Authenticator
+from imagepipe.metrics import Metrics
 from imagepipe.errors import Busy, ClientError, OperationFailed, TooLarge
 
 CLIENT_ERROR = 1000
@@ -54,10 +55,12 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
     FAILURE = INTERNAL_ERROR
     log = Logger()
 
-    def __init__(self, images, authenticator):
+    def __init__(self, images, authenticator, metrics=None, reporter=None):
         super().__init__(allowNone=True, useDateTime=False)
         self.images = images
         self.authenticator = authenticator
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.reporter = reporter  # imagepipe.reporting.Reporter: unexpected errors, or None
         xmlrpc.addIntrospection(self)
 
     def reload(self, config):
@@ -102,14 +105,20 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         if fault is None:
             self.log.failure("{method} failed [request {rid}]", failure,
                              method=method, rid=request.rid)
+            self.metrics.error(type(failure.value).__name__)
+            if self.reporter is not None:
+                self.reporter.report(failure, request_id=request.rid, method=method)
             fault = xmlrpc.Fault(INTERNAL_ERROR, f"internal error (request id {request.rid})")
         return fault
 
     def _logged(self, result, request, method, started):
         outcome = f"fault {result.faultCode}: {result.faultString}" if isinstance(
             result, xmlrpc.Fault) else "ok"
+        seconds = time.monotonic() - started
         self.log.info("{method} {outcome} in {ms:.0f} ms [request {rid}]", method=method,
-                      outcome=outcome, ms=1000 * (time.monotonic() - started), rid=request.rid)
+                      outcome=outcome, ms=1000 * seconds, rid=request.rid)
+        self.metrics.rpc(method, result.faultCode if isinstance(result, xmlrpc.Fault) else 0,
+                         seconds)
         return result
 
     def xmlrpc_store_image(self, image, path, format=None, size=None, composite=0, crop=0,

@@ -58,7 +58,8 @@ def build(config, reactor=None):
     from imagepipe.rpc import ImagepipeRPC
     from imagepipe.store import ImageStore, StoreSettings
     from imagepipe.web.health import Health
-    from imagepipe.web.site import ImagepipeSite, Root, Status
+    from imagepipe.metrics import NodeState
+    from imagepipe.web.site import ImagepipeSite, MetricsPage, Root, Status
     from imagepipe.web.tree import TreeResource
     from imagepipe.workers import WorkerPool
 
@@ -74,6 +75,7 @@ def build(config, reactor=None):
     if config.imagemagick.convert:
         log.info("[imagemagick] convert is not used: images are processed in-process")
 
+    metrics, reporter = operations(config, log)
     settings = StoreSettings.of(config)
     storage = make_storage(config)
     engine = make_engine(config, status)
@@ -87,26 +89,66 @@ def build(config, reactor=None):
     replica = make_replica(config, storage, log) if config.replication.enabled else None
     images = ImageStore(storage, engine, workers, settings,
                         commit=replica.committing if replica is not None else nullcontext)
-    rpc = ImagepipeRPC(images, Authenticator.of(config.network))
+    rpc = ImagepipeRPC(images, Authenticator.of(config.network), metrics, reporter)
     view = (TreeResource(storage, settings.rules)
             if config.network.serve_images and storage.local_root is not None else None)
     if config.network.serve_images and view is None:
         log.info("/images/ is not served: the images are in a bucket, which serves them")
     sources = make_sources(reactor, config, storage)
-    renderer, mounts = on_the_fly(config, storage, engine, processes, sources, workers, log)
+    renderer, mounts = on_the_fly(config, storage, engine, processes, sources, workers, log,
+                                  metrics, reporter)
     lag = LagProbe(reactor)
     health = Health(renderer.engine if renderer is not None else engine, workers)
-    root = Root(rpc, view, Status(workers, __version__, renderer, lag), health, mounts)
+    links = (ReplicationLinks(reactor, replica, config.replication, reporter=reporter)
+             if replica is not None else None)
+    metrics.watch(NodeState(workers, renderer, renderer.cache if renderer else None, replica,
+                            links))
+    about = {"node": config.network.node_name, "engine": engine.name,
+             "formats": sorted(engine.formats), "backend": config.images.backend}
+    status_page = Status(workers, __version__, renderer, lag, about, replica, links)
+    root = Root(rpc, view, status_page, health, mounts,
+                MetricsPage(metrics, workers, rpc, config.operations.metrics_open))
     site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log,
                          config.network.clients, reactor=reactor)
     parts = [part for part in (rpc, site, images, workers, view, magick) if part is not None]
     node = Node(reactor, config, site, workers, storage, parts)
-    links = (ReplicationLinks(reactor, replica, config.replication)
-             if replica is not None else None)
     for child in (sources.get("origins"), links, lag):
         if child is not None:
             child.setServiceParent(node)
     return node
+
+
+def operations(config, log):
+    """``Metrics`` (statsd too when ``[metrics] statsd`` is set) and the Sentry reporter
+    (or None); with ``[network] json_log``, every log event also goes there as JSON."""
+    from imagepipe import __version__
+    from imagepipe.metrics import Metrics
+
+    settings = config.operations
+    statsd = None
+    if settings.statsd is not None:
+        from statsd import StatsClient
+
+        statsd = StatsClient(*settings.statsd, prefix=settings.statsd_prefix)
+        log.info("statsd: {host}:{port}, prefix {prefix}", host=settings.statsd[0],
+                 port=settings.statsd[1], prefix=settings.statsd_prefix)
+    reporter = None
+    if settings.sentry_dsn:
+        from imagepipe.reporting import Reporter
+
+        reporter = Reporter(settings.sentry_dsn, config.network.node_name, __version__,
+                            settings.environment)
+        log.info("unexpected errors are reported to Sentry")
+    if config.network.json_log:
+        from twisted.logger import globalLogPublisher, jsonFileLogObserver
+
+        try:
+            handle = open(config.network.json_log, "a", encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"{config.filename}: [network] json_log = "
+                              f"{config.network.json_log!r}: {error.strerror}") from None
+        globalLogPublisher.addObserver(jsonFileLogObserver(handle))
+    return Metrics(statsd), reporter
 
 
 def make_storage(config):
@@ -181,13 +223,15 @@ def make_sources(reactor, config, storage):
     return sources
 
 
-def on_the_fly(config, storage, engine, processes, sources, workers, log):
+def on_the_fly(config, storage, engine, processes, sources, workers, log, metrics=None,
+               reporter=None):
     """The renderer and one resource per enabled dialect ({first segment: Mount})."""
     from imagepipe import __version__
     from imagepipe.web import cache as results
     from imagepipe.web.cache_keys import fingerprint
     from imagepipe.web import dialects
-    from imagepipe.web.render import Mount, Renderer
+    from imagepipe.web.mount import Mount
+    from imagepipe.web.render import Renderer
     from imagepipe.web.signing import Signer, read_keys
 
     settings = config.http
@@ -219,7 +263,7 @@ def on_the_fly(config, storage, engine, processes, sources, workers, log):
         from imagepipe.imaging.processes import ProcessEngine
 
         engine = ProcessEngine(engine, processes)
-    renderer = Renderer(engine, workers, cache, sources, settings)
+    renderer = Renderer(engine, workers, cache, sources, settings, metrics, reporter)
     mounts = {}
     for mount in settings.mounts:
         mounts[mount.prefix.strip("/").encode()] = Mount(

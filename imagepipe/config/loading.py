@@ -7,6 +7,7 @@ file, section, key, the bad value and what was expected.
 import ipaddress
 import os
 import resource
+import socket
 
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values
 from validate import Validator
@@ -15,7 +16,7 @@ from imagepipe.auth import read_credentials
 from imagepipe.config.checks import CHECKS, expected
 from imagepipe.config.model import (ClientLimits, Config, HttpSettings, ImageSettings,
                                     MagickSettings, MountSettings, NetworkSettings,
-                                    ReplicationSettings, S3Settings)
+                                    OperationsSettings, ReplicationSettings, S3Settings)
 from imagepipe.config.settings import declared, free_sections, lookup
 from imagepipe.config.spec import configspec
 from imagepipe.errors import ConfigError
@@ -123,7 +124,9 @@ def _typed(filename, raw):
             serve_images=net["serve_images"], shutdown_timeout=net["shutdown_timeout"],
             access_log=(net["access_log"] if net["access_log"] in ("", "-")
                         else os.path.join(base, net["access_log"])),
-            clients=_client_limits(filename, net), credentials=credentials),
+            clients=_client_limits(filename, net), credentials=credentials,
+            node_name=net["node_name"] or socket.gethostname(),
+            json_log=os.path.join(base, net["json_log"]) if net["json_log"] else ""),
         replication=_replication(filename, base, raw["replication"], os.path.realpath(root)),
         images=ImageSettings(
             path=os.path.realpath(root), umask=images["umask"], io_threads=threads,
@@ -138,6 +141,7 @@ def _typed(filename, raw):
             max_result_pixels=images["max_result_pixels"], backend=images["backend"]),
         http=http,
         s3=_s3(filename, base, raw["s3"], images["backend"], http),
+        operations=_operations(filename, raw["metrics"], raw["errors"]),
         imagemagick=MagickSettings(
             convert=magick["convert"],
             thread_limit=env["MAGICK_THREAD_LIMIT"],
@@ -146,6 +150,21 @@ def _typed(filename, raw):
             environment=tuple((name, str(value)) for name, value in env.items()
                               if name not in declared)),
     )
+
+
+def _operations(filename, metrics, errors):
+    """``[metrics]`` and ``[errors]``, typed; the statsd address split."""
+    statsd = None
+    if metrics["statsd"]:
+        host, _, port = metrics["statsd"].rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{filename}: [metrics] statsd = {metrics['statsd']!r}: expected "
+                              f"host:port, such as 127.0.0.1:8125")
+        statsd = (host.strip("[]"), int(port))
+    return OperationsSettings(
+        metrics_open=metrics["open"], statsd=statsd, statsd_prefix=metrics["statsd_prefix"],
+        sentry_dsn=errors["sentry_dsn"] or os.environ.get("SENTRY_DSN", ""),
+        environment=errors["environment"])
 
 
 def _s3(filename, base, section, backend, http):

@@ -74,6 +74,8 @@ class NetworkSettings:
     access_log: str = "-"
     clients: ClientLimits = ClientLimits()
     credentials: tuple = field(default=(), repr=False)  # auth_file's entries, as bytes
+    node_name: str = ""
+    json_log: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,17 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class OperationsSettings:
+    """``[metrics]`` and ``[errors]``: Prometheus, statsd, Sentry."""
+
+    metrics_open: bool = False
+    statsd: tuple | None = None  # (host, port)
+    statsd_prefix: str = "imagepipe"
+    sentry_dsn: str = field(default="", repr=False)
+    environment: str = ""
+
+
+@dataclass(frozen=True)
 class MountSettings:
     """One enabled URL dialect: where it is mounted, its sources and its own settings."""
 
@@ -192,6 +205,7 @@ class Config:
     imagemagick: MagickSettings
     http: HttpSettings = None
     s3: S3Settings = S3Settings()
+    operations: OperationsSettings = OperationsSettings()
 
     @property
     def path_rules(self):

@@ -43,6 +43,12 @@ _BEFORE_DIALECTS = (
             "Where each HTTP request is logged (combined log format): - for the twistd "
             "log, a file name (relative to this file's directory), or empty for nowhere "
             "(e.g. behind nginx, which logs them)."),
+    Setting("network", "node_name", "string", "",
+            "This node's name in /status, /metrics and error reports; empty: the host name."),
+    Setting("network", "json_log", "string", "",
+            "A file that every log event is also appended to as one JSON line (Twisted's "
+            "JSON log format, for log shippers); relative to this file's directory; empty: "
+            "none."),
     Setting("network", "shutdown_timeout", "float(0, 3600)", "30",
             "Seconds to wait for calls in flight to finish on SIGTERM before exiting."),
     Setting("network", "head_timeout", "float(1, 3600)", "30",
@@ -277,6 +283,19 @@ _AFTER_DIALECTS = (
             "Widest image ImageMagick accepts."),
     Setting("imagemagick/env", "MAGICK_HEIGHT_LIMIT", "pixel_count", "16KP",
             "Tallest image ImageMagick accepts."),
+    Setting("metrics", "open", "boolean", "false",
+            "Serve GET /metrics (Prometheus) to anyone even when [network] auth is on; "
+            "false: it asks the same credentials as XML-RPC."),
+    Setting("metrics", "statsd", "string", "",
+            "host:port of a statsd server to send the same counts and stage timers to (UDP); "
+            "empty: none.", example="127.0.0.1:8125"),
+    Setting("metrics", "statsd_prefix", "string", "imagepipe",
+            "Prefix of every statsd name."),
+    Setting("errors", "sentry_dsn", "string", "",
+            "Sentry DSN unexpected errors are reported to (fault 1002, HTTP 500, a "
+            "replicated change that failed to apply); empty: the SENTRY_DSN environment "
+            "variable, or none."),
+    Setting("errors", "environment", "string", "", "The Sentry environment (e.g. production)."),
 )
 
 _CORE_SECTIONS = {
@@ -285,6 +304,8 @@ _CORE_SECTIONS = {
     "images": "The stored tree and the image work.",
     "http": "On-the-fly resizing over HTTP and its result cache (docs/on-the-fly.md).",
     "http/origins": "HTTP servers holding the sources of mounts with source = origins.",
+    "metrics": "GET /metrics for Prometheus, and statsd.",
+    "errors": "Reporting unexpected errors to Sentry.",
     "s3": "An S3-compatible bucket: the store of [images] backend = s3, and the source "
           "of mounts with source = s3 (docs/scale-out.md).",
     "imagemagick": "ImageMagick (through Wand).",

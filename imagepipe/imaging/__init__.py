@@ -6,7 +6,7 @@ sniffs and names formats, ``geometry`` computes every size and offset,
 do the pixel work.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imagepipe.imaging.formats import Format
 from imagepipe.imaging.geometry import Mode
@@ -64,3 +64,4 @@ class Rendered:
     format: Format
     width: int
     height: int
+    spans: dict = field(default_factory=dict, compare=False)  # step -> seconds (/metrics)

@@ -49,10 +49,20 @@ class Deadline:
     def __init__(self, seconds):
         self.seconds = seconds
         self.expires = time.monotonic() + seconds
+        self.spans = {}  # step name -> seconds spent in it (what /metrics reports)
+        self._since = time.monotonic()
 
-    def check(self):
-        """Raise ``TooLarge`` once the call has run past its limit."""
-        if time.monotonic() > self.expires:
+    def check(self, span=None):
+        """Raise ``TooLarge`` once the call has run past its limit.
+
+        ``span`` names the step that just ended (decode, resize, encode): the
+        time since the previous check is counted to it.
+        """
+        now = time.monotonic()
+        if span is not None:
+            self.spans[span] = self.spans.get(span, 0.0) + now - self._since
+        self._since = now
+        if now > self.expires:
             raise TooLarge(f"image: MAGICK_TIME_LIMIT ({self.seconds:g} s) reached")
 
 
@@ -263,8 +273,12 @@ class Engine:
         ``storage`` is an ``IStorage`` (a ``Tree``, a ``Bucket``); the version
         is the one it gives for the bytes read.
         """
+        started = time.monotonic()
         data, version, modified = storage.source(path)
-        return self.transform(data, transform, defaults, accept), version, modified
+        fetched = time.monotonic() - started
+        rendered = self.transform(data, transform, defaults, accept)
+        return (dataclasses.replace(rendered, spans={**rendered.spans, "fetch": fetched}),
+                version, modified)
 
     def _transform_checked(self, data, transform, defaults, accept):
         info = self._checked(data)
@@ -283,8 +297,8 @@ class Engine:
                 break
             size = plan.output
         rendered = self._transform(call)
-        call.deadline.check()
-        return rendered
+        call.deadline.check("encode")
+        return dataclasses.replace(rendered, spans=call.deadline.spans)
 
     def steps(self, call, picture, ops):
         """Make every step of ``call`` on the decoded upright ``picture``: (picture, plan).
@@ -310,7 +324,7 @@ class Engine:
             picture = ops.turn(picture, step.rotate, step.flip)
             if ops.size(picture) != plan.fit.resize:
                 picture = ops.resize(picture, plan.fit.resize, step.filter or call.options.filter)
-            call.deadline.check()
+            call.deadline.check("resize")
             picture = ops.place(picture, plan.fit, call.canvas(ops.format, step))
         return picture, plan
 

@@ -121,11 +121,11 @@ class PillowEngine(Engine):
     def _transform(self, call):
         with self._failures(call.info.format):
             picture = self._decode(call.data, call.info, call.shrink_to, call.animated)
-            call.deadline.check()
+            call.deadline.check("decode")
             fmt = call.output(picture.alpha)
             count = len(picture.frames) if fmt.animation else 1
             picture, plan = self.steps(call, picture, _Steps(fmt, count))
-            call.deadline.check()
+            call.deadline.check("resize")
             return Rendered(_encode(_flat(picture, fmt, call.options), fmt, call.options), fmt,
                             *plan.output)
 

@@ -157,6 +157,13 @@ class RenderProcesses:
         self._idle = queue.Queue()
         self._all = []
         self._lock = threading.Lock()
+        self.replaced = 0  # children ended and replaced (died, timed out, retired)
+
+    def state(self):
+        """{"alive": children running now, "replaced": since the start} (for /status)."""
+        with self._lock:
+            alive = sum(1 for child in self._all if child.process.poll() is None)
+        return {"alive": alive, "slots": self.count, "replaced": self.replaced}
 
     def start(self):
         """Start every child (a slot whose child cannot start stays empty)."""
@@ -230,6 +237,7 @@ class RenderProcesses:
         with self._lock:
             if child in self._all:
                 self._all.remove(child)
+            self.replaced += 1
         child.end()
         try:
             code = child.process.wait(10)

@@ -62,7 +62,7 @@ class WandEngine(Engine):
                               call.deadline) as image:
                 fmt = call.output(bool(image.alpha_channel))
                 image, plan = self.steps(call, image, _Steps(fmt))
-                call.deadline.check()
+                call.deadline.check("resize")
                 return Rendered(_encoded(image, fmt, call.options), fmt, *plan.output)
 
     def _decode(self, data, info, shrink_to, animated, deadline):
@@ -82,7 +82,7 @@ class WandEngine(Engine):
                     first = Image(image=image.sequence[0])
                     image.close()
                     image = first
-            deadline.check()
+            deadline.check("decode")
             if info.orientation not in (0, 1):
                 image.auto_orient()
             _reset_pages(image)

@@ -206,6 +206,16 @@ class Journal:
             self._fd = None
             self._closed_because = f"closed after a failed write could not be undone ({error})"
 
+    def size_bytes(self):
+        """The journal's size on disk: every segment's."""
+        total = 0
+        for first in list(self._segments):
+            try:
+                total += os.path.getsize(self._path(first))
+            except OSError:
+                continue  # dropped meanwhile
+        return total
+
     def entries(self, start=1):
         """The index entries of the records numbered ``start`` and above, oldest first."""
         with self._lock:

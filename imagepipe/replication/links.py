@@ -17,6 +17,8 @@ the ZAP authenticator is running before the first bind, or the node does not
 start.
 """
 
+from dataclasses import dataclass
+
 import zmq
 from twisted.application.service import Service
 from twisted.internet import task
@@ -158,6 +160,16 @@ class ZmqSockets:
                 raise ConfigError(f"[replication] cannot bind {endpoint}: {error}") from None
 
 
+@dataclass(frozen=True)
+class Peer:
+    """An upstream peer: up while its heartbeats arrive (within three intervals)."""
+
+    endpoint: str
+    up: bool
+    silent_for: float | None  # seconds since its last heartbeat; None: never heard
+    applied: dict  # what its last heartbeat said it has applied, per origin
+
+
 class ReplicationLinks(Service):
     """Sockets, timers and the apply thread of one replicating node.
 
@@ -169,8 +181,11 @@ class ReplicationLinks(Service):
 
     log = Logger()
 
-    def __init__(self, reactor, replica, settings, sockets=None, apply_pool=None, io_pool=None):
+    def __init__(self, reactor, replica, settings, sockets=None, apply_pool=None, io_pool=None,
+                 reporter=None):
         self.reactor = reactor
+        self.reporter = reporter  # imagepipe.reporting.Reporter (Sentry), or None
+        self.heard = {}  # upstream endpoint -> (when its last heartbeat came, its applied map)
         self.replica = replica
         self.settings = settings
         self.sockets = ZmqSockets(reactor, settings) if sockets is None else sockets
@@ -180,6 +195,17 @@ class ReplicationLinks(Service):
         self.upstreams = []  # (endpoint, dealer)
         self.sync = None  # the PeerSync, once the sockets exist
         self.beat = self.trimmer = None
+
+    def peers(self):
+        """Each upstream as it looks from here: ``Peer``s, in ``subscribe`` order."""
+        now = self.reactor.seconds()
+        found = []
+        for endpoint in self.settings.subscribe:
+            when, applied = self.heard.get(endpoint, (None, {}))
+            silent = None if when is None else now - when
+            found.append(Peer(endpoint, silent is not None
+                              and silent < 3 * self.settings.heartbeat, silent, applied))
+        return found
 
     # Set-up ----------------------------------------------------------------
 
@@ -278,6 +304,7 @@ class ReplicationLinks(Service):
             self.log.warn("dropped a heartbeat from {upstream}: {error}", upstream=upstream,
                           error=str(error))
             return
+        self.heard[upstream] = (self.reactor.seconds(), dict(beat.applied_map))
         mine = self.replica.applied()
         if any(seq > mine.get(origin, 0) for origin, seq in beat.applied_map.items()
                if origin != self.replica.node):
@@ -297,3 +324,5 @@ class ReplicationLinks(Service):
         else:
             self.log.failure("applying a message from {upstream} failed", failure,
                              upstream=upstream)
+            if self.reporter is not None:
+                self.reporter.report(failure, peer=upstream, during="replication apply")

@@ -116,6 +116,7 @@ class ResultCache:
         self.max_bytes = max_bytes
         self.clock = clock
         self.lock = threading.Lock()
+        self.evicted = 0  # results removed to stay within the budget, since the start
         self._recent_tags = {}  # name -> [((second, size), written at)] of the last minute
         os.makedirs(self.files, exist_ok=True)
         self.db = sqlite3.connect(os.path.join(root, "index.sqlite"), isolation_level=None,
@@ -318,6 +319,7 @@ class ResultCache:
             with self.lock:
                 self.db.executemany("UPDATE results SET used = ? WHERE name = ?", refreshed)
             self._forget(doomed)
+            self.evicted += len(doomed)
             removed += len(doomed)
 
     def _forget(self, names):
@@ -343,6 +345,13 @@ class ResultCache:
             except OSError:
                 return
             directory = os.path.dirname(directory)
+
+    def state(self):
+        """{"entries", "bytes", "budget", "evicted"}, read from the index (for /status)."""
+        with self.lock:
+            (entries,) = self.db.execute("SELECT COUNT(*) FROM results").fetchone()
+            return {"entries": entries, "bytes": self.total, "budget": self.max_bytes,
+                    "evicted": self.evicted}
 
     def tidy(self, log):
         """``reconcile`` once after a start, in a thread, saying what it removed."""

@@ -1,8 +1,7 @@
-"""On-the-fly resizing over HTTP: a mount per URL dialect, one renderer behind them.
+"""On-the-fly resizing: one renderer behind every dialect's mount (``web/mount.py``).
 
-``Mount`` (a Twisted resource at a dialect's prefix) turns a request into a
-``Request(source, Transform)`` with the dialect's pure parser, checks the
-signature, and asks the ``Renderer``, which answers from the result cache
+A ``Mount`` turns a request into a ``Request(source, Transform)`` and asks
+the ``Renderer``, which answers from the result cache
 (``imagepipe.web.cache``) when the source has not changed, and otherwise
 fetches the source, renders it with the engine in the worker pool and
 stores the result.  Concurrent identical requests share one render
@@ -13,26 +12,20 @@ stores the result.  Concurrent identical requests share one render
 import dataclasses
 import hashlib
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote_to_bytes
 
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import http, resource, server
-from twisted.web.static import NoRangeStaticProducer
 
 from imagepipe.errors import Busy
 from imagepipe.imaging import EncodeOptions
 from imagepipe.imaging.formats import by_name
-from imagepipe.web.cache_keys import cache_name
-from imagepipe.web.dialects import NotAllowed
-from imagepipe.web.signing import BadSignature, canonical_path
+from imagepipe.metrics import Metrics
+from imagepipe.web.signing import canonical_path
 from imagepipe.web.sources import Fetched
-from imagepipe.web import statuses
-from imagepipe.web.statuses import error_page, status_of
-from imagepipe.imaging.transform import BadTransform
 
 # A cache hit up to this size is read into memory by the worker that looked
 # it up; a larger one is streamed from the file that worker opened, as the
@@ -58,8 +51,11 @@ class Renderer:
 
     log = Logger()
 
-    def __init__(self, engine, workers, cache, sources, settings):
+    def __init__(self, engine, workers, cache, sources, settings, metrics=None,
+                 reporter=None):
         self.engine = engine  # an Engine, or a ProcessEngine rendering in children
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.reporter = reporter  # imagepipe.reporting.Reporter (Sentry), or None
         self.workers = workers
         self.cache = cache  # ResultCache, or None when the cache is off
         self.sources = sources  # {"tree": StoredSource, "s3": StoredSource, "origins": ...}
@@ -101,6 +97,7 @@ class Renderer:
             return defer.fail(error)
 
         def looked_up(hit):
+            self.metrics.cache(hit is not None)
             if hit is None:
                 return self._miss(source, request, name, key, accept, client)
             self.counts["cache_hits"] += 1
@@ -115,6 +112,13 @@ class Renderer:
         ETag and length are those of the bytes sent); up to ``INLINE_BYTES``
         are read here, a larger one is handed over open, to be streamed.
         """
+        started = time.perf_counter()
+        try:
+            return self._looked_up(source, path, name, key, body)
+        finally:
+            self.metrics.span("cache", time.perf_counter() - started)
+
+    def _looked_up(self, source, path, name, key, body):
         current = source.version(path)
         if current is None and source.versions_known:  # gone (a change made elsewhere)
             self.cache.invalidate([path])
@@ -180,25 +184,27 @@ class Renderer:
         try:
             if source.blocking:  # the job reads the source itself
                 return renders.submit(self._job, source, None, request, name, key, accept,
-                                      client=client)
+                                      time.perf_counter(), client=client)
             # Fetches count against the same admission as renders: a source
             # held in memory waiting for a thread is a render in flight.
             renders.admit(waiting=self.fetching)
         except Busy as error:
             return defer.fail(error)
         self.fetching += 1
+        started = time.perf_counter()
         d = source.fetch(request.source)
 
         def fetched(result):
             self.fetching -= 1
+            self.metrics.span("fetch", time.perf_counter() - started)
             return result
 
         d.addBoth(fetched)
         d.addCallback(lambda data: renders.submit(self._job, source, data, request, name, key,
-                                                  accept, client=client))
+                                                  accept, time.perf_counter(), client=client))
         return d
 
-    def _job(self, source, fetched, request, name, key, accept):
+    def _job(self, source, fetched, request, name, key, accept, queued):
         """In a worker: read (tree), render, store; the ``Result``.
 
         An identical request that looked the cache up before this one's
@@ -206,6 +212,8 @@ class Renderer:
         rather than rendering it again.  Its bytes are read whole: every
         request sharing the flight (a HEAD's or a GET's) takes the same one.
         """
+        started = time.perf_counter()
+        self.metrics.span("queue", started - queued)
         if self.cache is not None and name is not None:
             hit = self._cached(source, request.source, name, key, body=True)
             if hit is not None and hit.handle is not None:
@@ -220,10 +228,15 @@ class Renderer:
         else:
             rendered = self.engine.transform(fetched.data, request.transform, self.defaults,
                                              accept)
+        stored = time.perf_counter()
+        for span, seconds in rendered.spans.items():
+            self.metrics.span(span, seconds)
+        self.metrics.span("render", stored - started - rendered.spans.get("fetch", 0.0))
         entry = None
         if self.cache is not None and name is not None:
             entry = self.cache.store(name, key, request.source, fetched.version, rendered.data,
                                      rendered.format.name)
+            self.metrics.span("cache_store", time.perf_counter() - stored)
             if entry is not None and source.blocking \
                     and source.version(request.source) != fetched.version:
                 # Replaced while rendering: the invalidation may have run already.
@@ -237,147 +250,6 @@ class Renderer:
 def cache_key(kind, request, suffix=""):
     """What a cached result holds: one picture of one source, whatever URL asked for it."""
     return f"{canonical_path(kind, request)}\n{suffix}"
-
-
-class Mount(resource.Resource):
-    """One URL dialect at its prefix: parse, check, answer."""
-
-    isLeaf = True
-    log = Logger()
-
-    def __init__(self, mount, dialect, renderer, signer=None, accel_redirect=""):
-        super().__init__()
-        self.mount = mount  # MountSettings
-        self.parse = dialect.parse  # (path, query, settings) -> Request
-        self.reads_query = dialect.READS_QUERY
-        self.renderer = renderer
-        self.signer = signer
-        self.accel_redirect = accel_redirect
-
-    def render_GET(self, request):
-        try:
-            parsed, name, accept, suffix = self._parse(request)
-        except (BadTransform, NotAllowed, BadSignature) as error:
-            return self._error(request, error)
-        limits = request.channel.site.client_limits
-        address = request.getClientAddress()
-        client = limits.client(getattr(address, "host", None),
-                               _header(request, b"x-real-ip"),
-                               _header(request, b"x-forwarded-for"))
-        body = request.method != b"HEAD" and not self.accel_redirect
-        d = self.renderer.answer(self.mount.source, parsed, name, accept, suffix, client, body)
-        d.addCallback(self._send, request, parsed)
-        d.addErrback(lambda failure: self._error(request, failure.value, failure))
-        d.addErrback(self.log.failure, "answering {uri}", uri=request.uri)
-        return server.NOT_DONE_YET
-
-    render_HEAD = render_GET
-
-    def _parse(self, request):
-        """(Request, cache name, accepted formats, name suffix) from the URL, or a 400/403."""
-        raw_path, _, raw_query = request.uri.partition(b"?")
-        prefix = self.mount.prefix.encode("ascii")
-        try:
-            path = unquote_to_bytes(raw_path).decode("utf-8")
-        except UnicodeError:
-            raise BadTransform("path: not valid UTF-8 once percent-decoded") from None
-        try:
-            query = raw_query.decode("ascii")
-        except UnicodeError:
-            raise BadTransform("query: bytes outside ASCII must be percent-encoded") from None
-        if "\0" in path:
-            raise BadTransform("path: contains a NUL byte")
-        rest = path[len(prefix):]
-        if self.signer is not None:
-            signature, slash, rest = rest.partition("/")
-            if not slash or not signature:
-                raise BadSignature("signature: missing (expected /<signature>/ after the "
-                                   "prefix)")
-        pairs = parse_qsl(query, keep_blank_values=True) if query else []
-        parsed = self.parse(rest, pairs, self.mount.settings)
-        if self.signer is not None:
-            self.signer.verify(signature, canonical_path(self.mount.source, parsed))
-        accept = ()
-        if parsed.transform.format == "auto":
-            accept = self.renderer.accepted(request.getHeader(b"accept"))
-        suffix = (accept[0] if accept else "auto") if parsed.transform.format == "auto" else ""
-        name = cache_name(path, query if self.reads_query else "", suffix)
-        return parsed, name, accept, suffix
-
-    def _send(self, result, request, parsed):
-        try:
-            self._respond(result, request, parsed)
-        finally:
-            if result.handle is not None and not result.handle.closed \
-                    and not getattr(request, "producer", None):
-                result.handle.close()  # not streamed: answered otherwise, or gone
-
-    def _respond(self, result, request, parsed):
-        if request.finished or request._disconnected:
-            return
-        auto = parsed.transform.format == "auto"
-        request.setHeader(b"content-type", result.format.mime.encode())
-        request.setHeader(b"x-content-type-options", b"nosniff")
-        request.setHeader(b"cache-control",
-                          f"max-age={int(self.renderer.settings.max_age)}".encode())
-        if auto:
-            request.setHeader(b"vary", b"Accept")
-        entry = result.entry
-        if entry is not None:
-            tag, modified = entry.etag, entry.mtime
-        else:
-            tag, modified = result.etag, result.modified
-        cached = request.setETag(tag.encode()) == http.CACHED
-        if modified is not None:
-            request.setHeader(b"last-modified", http.datetimeToString(int(modified)))
-            if not cached and _not_modified_since(request, int(modified)):
-                request.setResponseCode(http.NOT_MODIFIED)
-                cached = True
-        if cached:
-            request.finish()
-            return
-        if entry is not None and self.accel_redirect:
-            request.setHeader(b"x-accel-redirect",
-                              (self.accel_redirect + quote(entry.file, safe="/:,=@")).encode())
-            if auto:
-                request.setHeader(b"x-imagepipe-vary", b"Accept")
-            request.finish()
-            return
-        if result.data or entry is None or request.method == b"HEAD":
-            length = len(result.data) if result.data or entry is None else entry.size
-            request.setHeader(b"content-length", str(length).encode())
-            if request.method != b"HEAD":
-                request.write(result.data)
-            request.finish()
-            return
-        # A hit too large to hold: streamed from the file the lookup opened.
-        request.setHeader(b"content-length", str(entry.size).encode())
-        NoRangeStaticProducer(request, result.handle).start()
-
-    def _error(self, request, error, failure=None):
-        """An error answer: at once (parsing, ``failure`` None) or once the work failed."""
-        self.renderer.counts["errors"] += 1
-        if failure is None:
-            return error_page(request, status_of(error), str(error))
-        statuses.failed(request, error, self.log, failure, self.renderer.workers.closing)
-        return None
-
-
-def _header(request, name):
-    """A request header as text (latin-1, as HTTP/1.1 defines it), or None."""
-    value = request.getHeader(name)
-    return None if value is None else value.decode("latin-1")
-
-
-def _not_modified_since(request, modified):
-    """If-Modified-Since holds, and counts: only without If-None-Match (RFC 9110 13.1.3)."""
-    since = request.getHeader(b"if-modified-since")
-    if not since or request.getHeader(b"if-none-match"):
-        return False
-    try:
-        return http.stringToDatetime(since.split(b";")[0]) >= modified
-    except ValueError:
-        return False
 
 
 def _accept(header):

@@ -16,12 +16,16 @@ address, and answers one past ``max_connections`` (503) or
 import json
 from collections import Counter
 
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.web import resource, server
 from twisted.web.http import Request
 
 from imagepipe.config import ClientLimits
 from imagepipe.web.channel import Channel, Refusal, canned
-from imagepipe.web.statuses import ErrorResource, error_page, reason
+from imagepipe.errors import Busy
+from imagepipe.web.statuses import ErrorResource, error_page, failed, reason
 
 class _Discard:
     """Stands in for the body buffer of a refused request."""
@@ -111,57 +115,153 @@ class LimitedRequest(server.Request):
 
 
 class Status(resource.Resource):
-    """``GET /status``: JSON with the XML-RPC calls and the renders in flight, for load
-    balancers and people."""
+    """``GET /status``: JSON with the whole state of the node, for load balancers and people.
+
+    Made in a worker thread (the cache's index and the journal are on disk):
+    the node, its work in flight against capacity, the reactor's lag, the
+    result cache, render processes, and each replication peer.
+    """
 
     isLeaf = True
+    log = Logger()
 
-    def __init__(self, workers, version, renderer=None, lag=None):
+    def __init__(self, workers, version, renderer=None, lag=None, about=None, replica=None,
+                 links=None):
         super().__init__()
         self.workers = workers
         self.version = version
         self.renderer = renderer
         self.lag = lag  # imagepipe.lag.LagProbe
+        self.about = about or {}  # node name, engine, formats, backend
+        self.replica = replica
+        self.links = links
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         if self.workers.closing:
             request.setResponseCode(503)
+        seconds = request.args.get(b"lag_seconds", [b"60"])[0]
+        if not seconds.isdigit() or not 1 <= int(seconds) <= 60:
+            return error_page(request, 400, "lag_seconds: expected a whole number 1..60")
+        site = request.channel.site
+        now = {"connections": site.connections, "body_bytes_in_flight": site.body_bytes,
+               "reactor_lag": self.lag.summary(int(seconds)) if self.lag else None}
+        try:
+            d = self.workers.lookups.submit(self._status, now, 1)
+        except Busy:
+            d = defer.maybeDeferred(self._status, now, 0)  # /status answers even when busy
+
+        def send(body):
+            if not (request.finished or request._disconnected):
+                request.write(body)
+                request.finish()
+
+        d.addCallback(send)
+        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
+        return server.NOT_DONE_YET
+
+    def _status(self, now, own):
+        """The status; ``own`` is this request's own lookup, not counted in the lane."""
         calls, renders = self.workers.writes, self.workers.renders
-        status = {
-            "version": self.version,
+        status = dict(self.about, version=self.version)
+        status.update({
             "in_flight": calls.in_flight,
             "capacity": calls.capacity,
             "threads": calls.threads,
             "renders": {"in_flight": renders.in_flight, "capacity": renders.capacity,
                         "threads": renders.threads},
-            "lookups": {"in_flight": self.workers.lookups.in_flight,
+            "lookups": {"in_flight": self.workers.lookups.in_flight - own,
                         "threads": self.workers.lookups.threads},
             "shutting_down": self.workers.closing,
-            "connections": request.channel.site.connections,
-            "body_bytes_in_flight": request.channel.site.body_bytes,
-        }
-        if self.lag is not None:
-            seconds = request.args.get(b"lag_seconds", [b"60"])[0]
-            if not seconds.isdigit() or not 1 <= int(seconds) <= 60:
-                return error_page(request, 400, "lag_seconds: expected a whole number 1..60")
-            status["reactor_lag"] = self.lag.summary(int(seconds))
+            "connections": now["connections"],
+            "body_bytes_in_flight": now["body_bytes_in_flight"],
+        })
+        if now["reactor_lag"] is not None:
+            status["reactor_lag"] = now["reactor_lag"]
         if self.renderer is not None:
             status["renders"].update(
                 fetching=self.renderer.fetching, clients=len(self.renderer.by_client),
                 max_client_renders=self.renderer.settings.max_client_renders)
             status["on_the_fly"] = dict(self.renderer.counts)
+            cache = self.renderer.cache
+            if cache is not None:
+                status["cache"] = cache.state()
+            processes = getattr(self.renderer.engine, "processes", None)
+            if processes is not None:
+                status["render_processes"] = processes.state()
+        if self.replica is not None:
+            status["replication"] = self._replication()
         return json.dumps(status).encode()
+
+    def _replication(self):
+        replica = self.replica
+        applied = replica.applied()
+        journal = replica.journal
+        found = {"published_sequence": applied.get(replica.node, 0), "applied": applied,
+                 "journal": {"bytes": journal.size_bytes(),
+                             "oldest_record": journal.first_number,
+                             "newest_record": journal.last_number}}
+        if self.links is not None:
+            found["peers"] = [
+                {"endpoint": peer.endpoint, "up": peer.up,
+                 "last_heartbeat_seconds_ago": peer.silent_for,
+                 "highest_applied": max(peer.applied.values(), default=0),
+                 "behind": sum(max(0, seq - applied.get(origin, 0))
+                               for origin, seq in peer.applied.items()
+                               if origin != replica.node)}
+                for peer in self.links.peers()]
+        return found
+
+
+class MetricsPage(resource.Resource):
+    """``GET /metrics``: the Prometheus text format, made in a worker thread.
+
+    Behind the XML-RPC credentials when auth is on, unless ``[metrics] open``.
+    """
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, metrics, workers, rpc, open_to_all=False):
+        super().__init__()
+        self.metrics = metrics
+        self.workers = workers
+        self.rpc = rpc  # its authenticator is the one in force (reloaded)
+        self.open_to_all = open_to_all
+
+    def render_GET(self, request):
+        authenticator = self.rpc.authenticator
+        if not self.open_to_all and not authenticator.allows(request.getHeader(b"authorization")):
+            request.setHeader(b"www-authenticate", authenticator.challenge)
+            return error_page(request, 401, "missing or wrong credentials")
+        try:
+            d = self.workers.lookups.submit(self.metrics.text)
+        except Busy as error:
+            return error_page(request, 503, str(error))
+
+        def send(text):
+            if request.finished or request._disconnected:
+                return
+            # The text format every Prometheus reads (what generate_latest writes).
+            request.setHeader(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode())
+            request.setHeader(b"cache-control", b"no-store")
+            request.write(text)
+            request.finish()
+
+        d.addCallback(send)
+        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
+        return server.NOT_DONE_YET
 
 
 class Root(resource.Resource):
     """Dispatches ``/`` and ``/RPC2`` to XML-RPC, ``/images/`` to the tree, ``/status``,
     ``/health`` and each on-the-fly mount at its prefix."""
 
-    def __init__(self, rpc, tree=None, status=None, health=None, mounts=None):
+    def __init__(self, rpc, tree=None, status=None, health=None, mounts=None, metrics=None):
         super().__init__()
         self.rpc = rpc
+        self.metrics = metrics
         self.tree = tree
         self.status = status
         self.health = health
@@ -176,6 +276,8 @@ class Root(resource.Resource):
             return self.status
         if name == b"health" and self.health is not None:
             return self.health
+        if name == b"metrics" and self.metrics is not None:
+            return self.metrics
         mount = self.mounts.get(name)
         if mount is not None:
             return mount

@@ -80,17 +80,21 @@ def error_page(request, status, message, retry_after=1):
     return body if request.method != b"HEAD" else b""
 
 
-def failed(request, error, log, failure=None, closing=False):
+def failed(request, error, log, failure=None, closing=False, reporter=None):
     """Answer a request whose work failed with ``error``, and finish it; the status.
 
     An unexpected error (500) is logged with ``failure``'s traceback and
-    answered without it.  A request already finished or gone is left alone.
+    answered without it (and sent to ``reporter``, Sentry, when given).  A
+    request already finished or gone is left alone.
     """
     status = status_of(error, closing)
     message = str(error)
     if status == 500:
         log.failure("answering {uri}", failure, uri=request.uri)
         message = "internal error (logged)"
+        if reporter is not None and failure is not None:
+            reporter.report(failure, url=request.uri.decode("latin-1")[:300],
+                            method=request.method.decode("latin-1"))
     if request.finished or getattr(request, "_disconnected", False):  # answered, or gone
         return status
     request.write(error_page(request, status, message))
