@@ -313,6 +313,28 @@ class Bucket:
         kind = OriginTimeout if _is_timeout(error) else OriginError
         return kind(f"source: {self.where(path)}: {s3_reason(error)}")
 
+    def manifest(self, after, limit):
+        """Up to ``limit`` (path, sha256, bytes) after ``after``, in S3's key order; the
+        sha256 from each object's metadata (read and hashed where it has none)."""
+        try:
+            answer = self.client.list_objects_v2(
+                Bucket=self.name, Prefix=self.prefix, MaxKeys=limit,
+                **({"StartAfter": self.key(after)} if after else {}))
+        except (S3Error, BotoCoreError) as error:
+            raise OperationFailed(f"after: cannot list bucket {self.name!r}: "
+                                  f"{s3_reason(error)}") from None
+        found = []
+        for item in answer.get("Contents", ()):
+            path = item["Key"][len(self.prefix):]
+            head = self._head(path, "path")
+            if head is None:
+                continue  # gone meanwhile
+            sha256 = head.get("Metadata", {}).get("sha256")
+            if sha256 is None:
+                sha256 = hashlib.sha256(self.read(path)).hexdigest()
+            found.append((path, sha256, item["Size"]))
+        return found
+
     def sweep(self):
         """Nothing to sweep: a bucket has no temporary objects."""
         return 0

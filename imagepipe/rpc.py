@@ -32,6 +32,8 @@ TOO_LARGE = 1004
 # is refused before any code walks it recursively.
 MAX_NESTING = 8
 
+MANIFEST_PAGE = 1000  # entries of one image_manifest page, at most
+
 FAULTS = (
     (ClientError, CLIENT_ERROR),
     (OperationFailed, OPERATION_FAILED),
@@ -160,6 +162,23 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         with the formats that engine writes: {engine, engine_formats}.
         """
         return self.images.info(lambda rules: rules.clean(path, "path"))
+
+    def xmlrpc_image_manifest(self, after="", limit=MANIFEST_PAGE):
+        """image_manifest(after='', limit=1000)
+
+        A page of what is stored: {entries: [[path, sha256, bytes], ...], next}
+        for the paths after ``after`` in the node's own order; ``next`` is the
+        ``after`` of the next page, '' after the last.  How ``imagepipe verify``
+        compares two nodes.
+        """
+        def parse(rules):
+            if not isinstance(after, str) or (after and rules.clean(after, "after") != after):
+                raise ClientError("after: expected '' or a path from a page's next")
+            if type(limit) is not int or not 1 <= limit <= MANIFEST_PAGE:
+                raise ClientError(f"limit: expected a whole number from 1 to {MANIFEST_PAGE}")
+            return after, limit
+
+        return self.images.manifest(parse)
 
 
 def _parse(body):

@@ -41,5 +41,9 @@ class IStorage(Interface):
     def source(path):
         """(bytes, version, mtime) of ``path`` for a render; ``SourceMissing`` if none."""
 
+    def manifest(after, limit):
+        """Up to ``limit`` (path, sha256, bytes) after the path ``after``, in this
+        storage's own order (the same on every call)."""
+
     def sweep():
         """Remove what earlier runs left half done; return how many."""

@@ -82,6 +82,15 @@ class ImageStore:
         return self._submit(lambda settings: self.storage.delete(parse(settings.rules),
                                                               self.commit))
 
+    def manifest(self, parse):
+        """Deferred of one page of the storage's manifest (``image_manifest``)."""
+        def page(settings):
+            after, limit = parse(settings.rules)
+            entries = self.storage.manifest(after, limit)
+            return {"entries": [list(entry) for entry in entries],
+                    "next": entries[-1][0] if len(entries) == limit else ""}
+        return self._submit(page)
+
     def info(self, parse):
         """Deferred of a dict describing the stored image at the path ``parse(rules)`` gives."""
         return self._submit(self._info, parse)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from zope.interface import implementer
 
-from imagepipe.errors import ClientError, OperationFailed, SourceMissing
+from imagepipe.errors import ClientError, ImagepipeError, OperationFailed, SourceMissing
 from imagepipe.storage import IStorage
 
 TEMP_PREFIX = ".imagepipe-tmp."
@@ -375,6 +375,38 @@ class Tree:
             os.close(fd)
             return None
         return os.fdopen(fd, "rb")
+
+    def manifest(self, after, limit):
+        """Up to ``limit`` (path, sha256, bytes) of regular files after ``after``, in the
+        order of their path components; dotfiles and temporary files are left out."""
+        cursor = tuple(after.split("/")) if after else ()
+        found = []
+
+        def walk(directory, parts):
+            try:
+                names = sorted(os.listdir(directory))
+            except OSError:
+                return
+            for name in names:
+                if len(found) >= limit:
+                    return
+                here = (*parts, name)
+                if name.startswith(".") or (cursor and here < cursor[:len(here)]):
+                    continue
+                path = os.path.join(directory, name)
+                info = os.lstat(path)
+                if stat.S_ISDIR(info.st_mode):
+                    walk(path, here)
+                elif stat.S_ISREG(info.st_mode) and here > cursor:
+                    relative = "/".join(here)
+                    try:
+                        data = self.read(relative)
+                    except ImagepipeError:
+                        continue  # gone meanwhile
+                    found.append((relative, hashlib.sha256(data).hexdigest(), len(data)))
+
+        walk(self.root, ())
+        return found
 
     def sweep(self):
         """Remove temporary files left by earlier runs; return how many."""
