@@ -63,6 +63,7 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
         self.authenticator = authenticator
         self.metrics = metrics if metrics is not None else Metrics()
         self.reporter = reporter  # imagepipe.reporting.Reporter: unexpected errors, or None
+        self.answered = {}  # method -> calls answered (fault or not), for /status
         xmlrpc.addIntrospection(self)
 
     def reload(self, config):
@@ -121,6 +122,7 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
                       outcome=outcome, ms=1000 * seconds, rid=request.rid)
         self.metrics.rpc(method, result.faultCode if isinstance(result, xmlrpc.Fault) else 0,
                          seconds)
+        self.answered[method] = self.answered.get(method, 0) + 1
         return result
 
     def xmlrpc_store_image(self, image, path, format=None, size=None, composite=0, crop=0,

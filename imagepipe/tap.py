@@ -59,6 +59,7 @@ def build(config, reactor=None):
     from imagepipe.store import ImageStore, StoreSettings
     from imagepipe.web.health import Health
     from imagepipe.metrics import NodeState
+    from imagepipe.web.operator import OperatorApi, OperatorPage
     from imagepipe.web.site import ImagepipeSite, MetricsPage, Root, Status
     from imagepipe.web.tree import TreeResource
     from imagepipe.workers import WorkerPool
@@ -105,9 +106,12 @@ def build(config, reactor=None):
                             links))
     about = {"node": config.network.node_name, "engine": engine.name,
              "formats": sorted(engine.formats), "backend": config.images.backend}
-    status_page = Status(workers, __version__, renderer, lag, about, replica, links)
+    status_page = Status(workers, __version__, renderer, lag, about, replica, links, rpc)
+    page = OperatorPage(rpc)
+    api = OperatorApi(rpc, images, workers, [(mount.mount, mount.dialect) for mount in
+                                             mounts.values()], signer_of(mounts))
     root = Root(rpc, view, status_page, health, mounts,
-                MetricsPage(metrics, workers, rpc, config.operations.metrics_open))
+                MetricsPage(metrics, workers, rpc, config.operations.metrics_open), page, api)
     site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log,
                          config.network.clients, reactor=reactor)
     parts = [part for part in (rpc, site, images, workers, view, magick) if part is not None]
@@ -149,6 +153,11 @@ def operations(config, log):
                               f"{config.network.json_log!r}: {error.strerror}") from None
         globalLogPublisher.addObserver(jsonFileLogObserver(handle))
     return Metrics(statsd), reporter
+
+
+def signer_of(mounts):
+    """The URL signer the mounts share, or None when URLs are not signed."""
+    return next((mount.signer for mount in mounts.values()), None)
 
 
 def make_storage(config):

@@ -31,6 +31,7 @@ class Mount(resource.Resource):
     def __init__(self, mount, dialect, renderer, signer=None, accel_redirect=""):
         super().__init__()
         self.mount = mount  # MountSettings
+        self.dialect = dialect  # the dialect module (web/dialects/)
         self.parse = dialect.parse  # (path, query, settings) -> Request
         self.reads_query = dialect.READS_QUERY
         self.renderer = renderer

@@ -25,6 +25,7 @@ from twisted.web.http import Request
 from imagepipe.config import ClientLimits
 from imagepipe.web.channel import Channel, Refusal, canned
 from imagepipe.errors import Busy
+from imagepipe.web.operator import wants_page
 from imagepipe.web.statuses import ErrorResource, error_page, failed, reason
 
 class _Discard:
@@ -126,8 +127,9 @@ class Status(resource.Resource):
     log = Logger()
 
     def __init__(self, workers, version, renderer=None, lag=None, about=None, replica=None,
-                 links=None):
+                 links=None, rpc=None):
         super().__init__()
+        self.rpc = rpc
         self.workers = workers
         self.version = version
         self.renderer = renderer
@@ -179,6 +181,8 @@ class Status(resource.Resource):
         })
         if now["reactor_lag"] is not None:
             status["reactor_lag"] = now["reactor_lag"]
+        if self.rpc is not None:
+            status["calls_answered"] = dict(self.rpc.answered)
         if self.renderer is not None:
             status["renders"].update(
                 fetching=self.renderer.fetching, clients=len(self.renderer.by_client),
@@ -258,18 +262,24 @@ class Root(resource.Resource):
     """Dispatches ``/`` and ``/RPC2`` to XML-RPC, ``/images/`` to the tree, ``/status``,
     ``/health`` and each on-the-fly mount at its prefix."""
 
-    def __init__(self, rpc, tree=None, status=None, health=None, mounts=None, metrics=None):
+    def __init__(self, rpc, tree=None, status=None, health=None, mounts=None, metrics=None,
+                 page=None, api=None):
         super().__init__()
         self.rpc = rpc
         self.metrics = metrics
+        self.page, self.api = page, api  # the operator page and its JSON (web/operator.py)
         self.tree = tree
         self.status = status
         self.health = health
         self.mounts = mounts or {}  # first path segment (bytes) -> resource
 
     def getChild(self, name, request):
+        if name == b"" and self.page is not None and wants_page(request):
+            return self.page
         if name in (b"", b"RPC2"):
             return self.rpc
+        if name == b"operator" and self.page is not None:
+            return self.api if request.postpath[-1:] in ([b"images"], [b"urls"]) else self.page
         if name == b"images" and self.tree is not None:
             return self.tree
         if name == b"status" and self.status is not None:

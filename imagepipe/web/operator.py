@@ -1,0 +1,171 @@
+"""The operator page: ``GET /`` from a browser, and the small JSON API it reads.
+
+A browser asking ``/`` for HTML gets ``operator/index.html`` (an XML-RPC
+client POSTing to ``/`` is unaffected); the page's script and stylesheet are
+served from the package at ``/operator/``; it reads ``/status`` and:
+
+* ``/operator/images?after=``: a page of stored paths (``image_manifest``);
+* ``/operator/urls?path=&w=&h=&mode=&gravity=&format=&quality=``: the native
+  URL for those options, and the same in each enabled dialect that can say it
+  (each one checked by parsing it back to the same transform), signed when
+  signing is on.
+
+Everything is behind the XML-RPC credentials when auth is on.
+"""
+
+import json
+from importlib import resources
+
+from twisted.logger import Logger
+from twisted.web import resource, server
+
+from imagepipe.errors import Busy, ImagepipeError
+from imagepipe.web.statuses import error_page, failed
+
+ASSETS = {"index.html": "text/html; charset=utf-8", "operator.js": "text/javascript",
+          "operator.css": "text/css"}
+MODES = ("fit", "fill", "pad", "force")
+GRAVITIES = ("center", "north", "south", "east", "west", "northeast", "northwest",
+             "southeast", "southwest")
+
+
+def asset(name):
+    return resources.files("imagepipe.web").joinpath("operator", name).read_bytes()
+
+
+def wants_page(request):
+    """True for a browser's GET of ``/`` (it asks for HTML), not an XML-RPC client."""
+    return request.method in (b"GET", b"HEAD") and b"text/html" in (
+        request.getHeader(b"accept") or b"")
+
+
+class _Guarded(resource.Resource):
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, rpc):
+        super().__init__()
+        self.rpc = rpc  # its authenticator is the one in force
+
+    def allowed(self, request):
+        authenticator = self.rpc.authenticator
+        if authenticator.allows(request.getHeader(b"authorization")):
+            return True
+        request.setHeader(b"www-authenticate", authenticator.challenge)
+        return False
+
+
+class OperatorPage(_Guarded):
+    """``/`` for a browser and ``/operator/<asset>``."""
+
+    def render_GET(self, request):
+        if not self.allowed(request):
+            return error_page(request, 401, "missing or wrong credentials")
+        name = request.postpath[-1].decode("ascii", "replace") if request.postpath else ""
+        name = name or "index.html"
+        if name not in ASSETS:
+            return error_page(request, 404, "no such resource")
+        request.setHeader(b"content-type", ASSETS[name].encode())
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return asset(name)
+
+
+class OperatorApi(_Guarded):
+    """``/operator/images`` and ``/operator/urls`` (JSON)."""
+
+    def __init__(self, rpc, images, workers, mounts, signer=None):
+        super().__init__(rpc)
+        self.images = images  # ImageStore
+        self.workers = workers
+        self.mounts = mounts  # [(MountSettings, dialect module)]
+        self.signer = signer
+
+    def render_GET(self, request):
+        if not self.allowed(request):
+            return error_page(request, 401, "missing or wrong credentials")
+        what = request.postpath[-1] if request.postpath else b""
+        args = {key.decode(): values[0].decode("utf-8", "replace")
+                for key, values in request.args.items()}
+        if what == b"images":
+            d = self.images.manifest(lambda rules: (args.get("after", ""), 200))
+            d.addCallback(lambda page: {"paths": [entry[0] for entry in page["entries"]],
+                                        "next": page["next"]})
+        elif what == b"urls":
+            try:
+                d = self.workers.lookups.submit(self.urls, args)
+            except Busy as error:
+                return error_page(request, 503, str(error))
+        else:
+            return error_page(request, 404, "no such resource")
+        d.addCallback(self._send, request)
+        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
+        return server.NOT_DONE_YET
+
+    def _send(self, answer, request):
+        if request.finished or request._disconnected:
+            return
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        request.write(json.dumps(answer).encode())
+        request.finish()
+
+    def urls(self, args):
+        """The native URL for ``args`` and each enabled dialect's equivalent, checked."""
+        path = args.get("path", "").strip("/")
+        options = [f"w:{args['w']}" if args.get("w") else "", f"h:{args['h']}"
+                   if args.get("h") else "", f"m:{args['mode']}" if args.get("mode") in MODES
+                   else "", f"g:{args['gravity']}" if args.get("gravity") in GRAVITIES else "",
+                   f"f:{args['format']}" if args.get("format") else "",
+                   f"q:{args['quality']}" if args.get("quality") else ""]
+        native_options = "/".join(option for option in options if option)
+        found, wanted = {}, None
+        for mount, dialect in self.mounts:
+            if mount.dialect == "native":
+                rest = f"{native_options}/-/{path}" if native_options else f"-/{path}"
+                try:
+                    parsed = dialect.parse(rest, [], mount.settings)
+                except ImagepipeError as error:
+                    return {"error": str(error)}
+                wanted = parsed.transform.canonical()
+                found["native"] = self._url(mount, rest, parsed)
+        if wanted is None:
+            return {"error": "the native dialect is not enabled"}
+        for mount, dialect in self.mounts:
+            spelled = _spelling(mount.dialect, path, args)
+            if spelled is None:
+                continue
+            rest, query = spelled
+            try:
+                parsed = dialect.parse(rest, query, mount.settings)
+            except ImagepipeError:
+                continue
+            if parsed.transform.canonical() == wanted and parsed.source == path:
+                found[mount.dialect] = self._url(mount, rest, parsed, query)
+        return {"urls": found}
+
+    def _url(self, mount, rest, parsed, query=()):
+        from urllib.parse import urlencode
+
+        from imagepipe.web.signing import canonical_path
+
+        signature = (self.signer.sign(canonical_path(mount.source, parsed)) + "/"
+                     if self.signer is not None else "")
+        tail = f"?{urlencode(query)}" if query else ""
+        return f"{mount.prefix}{signature}{rest}{tail}"
+
+
+def _spelling(dialect, path, args):
+    """(path, query) of the same request in ``dialect``, when it has a way to say it."""
+    width, height, mode = args.get("w"), args.get("h"), args.get("mode") or "fit"
+    if dialect == "openross" and width and height and mode in ("fit", "fill") \
+            and not args.get("format") and not args.get("quality"):
+        return f"{width}/{height}/{'resize' if mode == 'fit' else 'crop'}/{path}", []
+    if dialect == "dirpy" and (width or height) and mode == "fit":
+        query = [("resize", f"{width or ''}x{height or ''}")]
+        if args.get("format") or args.get("quality"):
+            save = [f"format={args['format']}"] if args.get("format") else []
+            save += [f"quality={args['quality']}"] if args.get("quality") else []
+            query.append(("save", ",".join(save)))
+        return path, query
+    return None

@@ -1,0 +1,103 @@
+"use strict";
+// The operator page: the node at a glance from /status (every 2 s), and a URL builder.
+
+const $ = (id) => document.getElementById(id);
+
+function text(id, value) { $(id).textContent = value; }
+
+function meter(id, value, max) { $(id).max = Math.max(max, 1); $(id).value = value; }
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function showPeers(peers) {
+  const body = document.querySelector("#peers tbody");
+  body.replaceChildren();
+  for (const peer of peers) {
+    const row = document.createElement("tr");
+    row.className = peer.up ? "up" : "down";
+    const heard = peer.last_heartbeat_seconds_ago;
+    for (const cell of [peer.endpoint, peer.up ? "up" : "DOWN",
+                        heard === null ? "never" : `${heard.toFixed(1)} s ago`, peer.behind]) {
+      const td = document.createElement("td");
+      td.textContent = cell;
+      row.append(td);
+    }
+    body.append(row);
+  }
+  $("peers").hidden = peers.length === 0;
+  $("no-peers").hidden = peers.length > 0;
+}
+
+async function refresh() {
+  const answer = await fetch("/status", { headers: { Accept: "application/json" } });
+  const status = await answer.json();
+  text("node", status.node || "");
+  text("version", status.version);
+  text("engine", `${status.engine} (${status.backend})`);
+  text("formats", (status.formats || []).join(", "));
+  text("calls", `${status.in_flight} of ${status.capacity}`);
+  meter("calls-meter", status.in_flight, status.capacity);
+  text("renders", `${status.renders.in_flight} of ${status.renders.capacity}`);
+  meter("renders-meter", status.renders.in_flight, status.renders.capacity);
+  const answered = status.calls_answered || {};
+  text("answered", Object.keys(answered).sort().map((m) => `${m} ${answered[m]}`).join(", ")
+                   || "none yet");
+  const rpc = status.replication ? status.replication.published_sequence : null;
+  text("stored", rpc === null ? "(replication off)" : `${rpc} changes`);
+  if (status.cache) {
+    const seen = status.on_the_fly.cache_hits + status.on_the_fly.renders;
+    const ratio = seen ? Math.round(100 * status.on_the_fly.cache_hits / seen) : 0;
+    text("cache", `${bytes(status.cache.bytes)} of ${bytes(status.cache.budget)}, ` +
+                  `${status.cache.entries} results, ${ratio} % hits`);
+    meter("cache-meter", status.cache.bytes, status.cache.budget);
+  } else {
+    text("cache", "off");
+  }
+  showPeers(status.replication && status.replication.peers ? status.replication.peers : []);
+}
+
+let after = "";
+
+async function moreImages() {
+  const answer = await fetch(`/operator/images?after=${encodeURIComponent(after)}`);
+  const page = await answer.json();
+  for (const path of page.paths) {
+    const option = document.createElement("option");
+    option.textContent = path;
+    $("path").append(option);
+  }
+  after = page.next;
+  $("more").disabled = !after;
+  build();
+}
+
+async function build() {
+  const query = new URLSearchParams({ path: $("path").value });
+  for (const id of ["w", "h", "mode", "gravity", "format", "quality"]) {
+    if ($(id).value) { query.set(id, $(id).value); }
+  }
+  if (!$("path").value) { return; }
+  const answer = await fetch(`/operator/urls?${query}`);
+  const found = await answer.json();
+  $("urls").replaceChildren();
+  text("url-error", found.error || "");
+  if (found.error) { return; }
+  for (const [dialect, url] of Object.entries(found.urls)) {
+    const item = document.createElement("li");
+    item.textContent = `${dialect}: ${url}`;
+    item.dataset.dialect = dialect;
+    $("urls").append(item);
+  }
+  $("preview").src = found.urls.native;
+}
+
+document.querySelector("#options").addEventListener("change", build);
+$("more").addEventListener("click", moreImages);
+refresh();
+setInterval(refresh, 2000);
+moreImages();

@@ -1,0 +1,105 @@
+"""The operator page in a real headless Chromium (Debian's chromium and chromium-driver,
+driven by Selenium) against real nodes."""
+
+import os
+import urllib.request
+import xmlrpc.client
+
+import pytest
+
+from support.net import free_pair, wait_for
+from support.samples import picture
+from support.server import b64
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert os.access(CHROMIUM, os.X_OK), f"Chromium is required for these tests ({CHROMIUM})"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def text(browser, element):
+    return browser.find_element("id", element).text
+
+
+def test_the_page_shows_the_node_and_its_counters_move(make_server, browser):
+    node = make_server(network__node_name="page-node").start()
+    node.proxy().store_image(b64(picture(640, 480)), "p/cat.jpg", "jpg", {"": [640, 480]})
+    browser.get(node.url)
+    wait_for(lambda: text(browser, "node") == "page-node", 10, what="the status")
+    assert browser.title == "imagepipe"
+    assert "wand" in text(browser, "engine") and "jpg" in text(browser, "formats")
+    assert text(browser, "answered") == "store_image 1"
+    node.proxy().store_image(b64(picture(320, 240)), "p/dog.jpg", "jpg", {"": [320, 240]})
+    wait_for(lambda: text(browser, "answered") == "store_image 2", 10, what="the counter")
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+
+
+def test_the_builder_s_preview_has_the_asked_size(make_server, browser):
+    from selenium.webdriver.support.ui import Select
+
+    node = make_server().start()
+    node.proxy().store_image(b64(picture(800, 600)), "b/cat.jpg", "jpg", {"": [800, 600]})
+    browser.get(node.url)
+    wait_for(lambda: [o.text for o in browser.find_elements("css selector", "#path option")]
+             == ["b/cat.jpg"], 10, what="the image list")
+    for field, value in (("w", "200"), ("h", "100")):
+        box = browser.find_element("id", field)
+        box.clear()
+        box.send_keys(value)
+    Select(browser.find_element("id", "mode")).select_by_visible_text("fill")
+    wait_for(lambda: browser.execute_script(
+        "const p = document.getElementById('preview');"
+        "return p.complete && p.naturalWidth ? [p.naturalWidth, p.naturalHeight] : null;")
+        == [200, 100], 15, what="the preview")
+    urls = {item.get_attribute("data-dialect"): item.text
+            for item in browser.find_elements("css selector", "#urls li")}
+    assert urls["native"] == "native: /r/w:200/h:100/m:fill/-/b/cat.jpg"
+    with urllib.request.urlopen(node.url + "r/w:200/h:100/m:fill/-/b/cat.jpg") as answer:
+        assert answer.status == 200
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+
+
+def test_a_peer_that_stops_is_shown_as_down(make_server, browser):
+    port = free_pair()
+    a = make_server()
+    a.sections["replication"] = {"publish": f"tcp://127.0.0.1:{port}"}
+    b = make_server()
+    b.sections["replication"] = {"publish": f"tcp://127.0.0.1:{free_pair()}",
+                                 "subscribe": f"tcp://127.0.0.1:{port}"}
+    a.start()
+    b.start()
+    browser.get(b.url)
+
+    def state():
+        rows = browser.find_elements("css selector", "#peers tbody tr")
+        return [(row.get_attribute("class"), row.text.split()[1]) for row in rows]
+
+    wait_for(lambda: state() == [("up", "up")], 15, what="the peer up")
+    a.stop()
+    wait_for(lambda: state() == [("down", "DOWN")], 20, what="the peer down")
+
+
+def test_an_xml_rpc_client_posting_to_the_root_is_unaffected(make_server):
+    node = make_server().start()
+    assert "store_image" in xmlrpc.client.ServerProxy(node.url).system.listMethods()
+    request = urllib.request.Request(node.url, headers={"Accept": "text/html"})
+    with urllib.request.urlopen(request) as answer:
+        assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert b"<title>imagepipe</title>" in answer.read()
