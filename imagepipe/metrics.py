@@ -27,10 +27,25 @@ SPANS = {"queue": "queue", "cache": "cache_check", "fetch": "fetch", "decode": "
 _DURATIONS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
-class Metrics:
-    """The node's counters and timers; ``text()`` is the Prometheus exposition."""
+class _Nothing:
+    def inc(self, *args):
+        pass
 
-    def __init__(self, statsd=None):
+    dec = observe = inc
+
+    def labels(self, *args):
+        return self
+
+
+class Metrics:
+    """The node's counters and timers; ``text()`` is the Prometheus exposition.
+
+    ``counting=False`` (``[metrics] enabled = false``) counts nothing and
+    sends nothing: what the benchmark measures the cost of counting against.
+    """
+
+    def __init__(self, statsd=None, counting=True):
+        self.counting = counting
         self.registry = CollectorRegistry(auto_describe=True)
         self.statsd = statsd  # a statsd.StatsClient, or None
         r = self.registry
@@ -56,6 +71,11 @@ class Metrics:
         self.in_progress = Gauge(f"{PREFIX}_requests_in_progress",
                                  "On-the-fly requests being answered.", registry=r)
         ProcessCollector(namespace=PREFIX, registry=r)
+        if not counting:
+            self.statsd = None
+            for name in ("requests", "statuses", "errors", "durations", "spans", "hits",
+                         "misses", "calls", "call_durations", "in_progress"):
+                setattr(self, name, _Nothing())
 
     def watch(self, collector):
         """Add a collector whose ``collect()`` reads state when Prometheus scrapes."""

@@ -110,8 +110,9 @@ def build(config, reactor=None):
     page = OperatorPage(rpc)
     api = OperatorApi(rpc, images, workers, [(mount.mount, mount.dialect) for mount in
                                              mounts.values()], signer_of(mounts))
-    root = Root(rpc, view, status_page, health, mounts,
-                MetricsPage(metrics, workers, rpc, config.operations.metrics_open), page, api)
+    metrics_page = (MetricsPage(metrics, workers, rpc, config.operations.metrics_open)
+                    if config.operations.metrics_enabled else None)
+    root = Root(rpc, view, status_page, health, mounts, metrics_page, page, api)
     site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log,
                          config.network.clients, reactor=reactor)
     parts = [part for part in (rpc, site, images, workers, view, magick) if part is not None]
@@ -152,7 +153,7 @@ def operations(config, log):
             raise ConfigError(f"{config.filename}: [network] json_log = "
                               f"{config.network.json_log!r}: {error.strerror}") from None
         globalLogPublisher.addObserver(jsonFileLogObserver(handle))
-    return Metrics(statsd), reporter
+    return Metrics(statsd, counting=settings.metrics_enabled), reporter
 
 
 def signer_of(mounts):

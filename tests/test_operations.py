@@ -218,3 +218,12 @@ def test_log_events_also_go_to_the_json_log(make_server, tmp_path):
     wait_for(lambda: any("store_image" in json.dumps(e) for e in events()), 10,
              what="the call's log event")
     assert all("log_namespace" in event for event in events())
+
+
+def test_with_metrics_off_nothing_is_counted_and_metrics_is_not_served(make_server):
+    node = make_server(metrics__enabled="false").start()
+    node.proxy().store_image(b64(picture(300, 200)), "off/a.jpg", "jpg", {"": [100, 100]})
+    get(node, "r/w:50/off/a.jpg")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        scrape(node)
+    assert missing.value.code == 404

@@ -162,7 +162,7 @@ def _operations(filename, metrics, errors):
                               f"host:port, such as 127.0.0.1:8125")
         statsd = (host.strip("[]"), int(port))
     return OperationsSettings(
-        metrics_open=metrics["open"], statsd=statsd, statsd_prefix=metrics["statsd_prefix"],
+        metrics_enabled=metrics["enabled"], metrics_open=metrics["open"], statsd=statsd, statsd_prefix=metrics["statsd_prefix"],
         sentry_dsn=errors["sentry_dsn"] or os.environ.get("SENTRY_DSN", ""),
         environment=errors["environment"])
 

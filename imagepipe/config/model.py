@@ -148,6 +148,7 @@ class S3Settings:
 class OperationsSettings:
     """``[metrics]`` and ``[errors]``: Prometheus, statsd, Sentry."""
 
+    metrics_enabled: bool = True
     metrics_open: bool = False
     statsd: tuple | None = None  # (host, port)
     statsd_prefix: str = "imagepipe"

@@ -283,6 +283,9 @@ _AFTER_DIALECTS = (
             "Widest image ImageMagick accepts."),
     Setting("imagemagick/env", "MAGICK_HEIGHT_LIMIT", "pixel_count", "16KP",
             "Tallest image ImageMagick accepts."),
+    Setting("metrics", "enabled", "boolean", "true",
+            "Count for GET /metrics and statsd; false: nothing is counted and /metrics is "
+            "not served."),
     Setting("metrics", "open", "boolean", "false",
             "Serve GET /metrics (Prometheus) to anyone even when [network] auth is on; "
             "false: it asks the same credentials as XML-RPC."),
