@@ -87,9 +87,10 @@ def test_a_peer_that_stops_is_shown_as_down(make_server, browser):
     b.start()
     browser.get(b.url)
 
-    def state():
-        rows = browser.find_elements("css selector", "#peers tbody tr")
-        return [(row.get_attribute("class"), row.text.split()[1]) for row in rows]
+    def state():  # read in one script: the page redraws the rows every two seconds
+        return [tuple(row) for row in browser.execute_script(
+            "return [...document.querySelectorAll('#peers tbody tr')].map("
+            "row => [row.className, row.cells[1].textContent]);")]
 
     wait_for(lambda: state() == [("up", "up")], 15, what="the peer up")
     a.stop()
