@@ -26,7 +26,7 @@ from zope.interface import implementer
 from imagepipe.errors import (OperationFailed, OriginError, OriginTimeout, SourceMissing,
                               SourceTooLarge)
 from imagepipe.imaging.formats import sniff
-from imagepipe.storage import IStorage
+from imagepipe.storage import IStorage, announce
 from imagepipe.tree import Change, Written
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -213,15 +213,7 @@ class Bucket:
                 self.log.error("could not undo a failed write: {error}", error=str(error))
 
     def _changed(self, change):
-        for listener in self.listeners:
-            try:
-                listener(change)
-            except Exception:  # noqa: BLE001 - the change itself succeeded
-                if self.log is None:
-                    raise
-                self.log.failure("after {operation}: a listener failed",
-                                 operation=change.operation)
-        return change
+        return announce(change, self.listeners, self.log)
 
     @contextmanager
     def _locked(self, paths):

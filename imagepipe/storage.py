@@ -47,3 +47,19 @@ class IStorage(Interface):
 
     def sweep():
         """Remove what earlier runs left half done; return how many."""
+
+
+def announce(change, listeners, log=None):
+    """Call each of ``listeners`` with ``change`` (a ``Change`` now in place); return it.
+
+    A listener that fails is logged (``log``, a twisted Logger) and the others
+    still run: the change itself succeeded.  Without ``log`` it raises.
+    """
+    for listener in listeners:
+        try:
+            listener(change)
+        except Exception:  # noqa: BLE001 - the change itself succeeded
+            if log is None:
+                raise
+            log.failure("after {operation}: a listener failed", operation=change.operation)
+    return change

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from zope.interface import implementer
 
 from imagepipe.errors import ClientError, ImagepipeError, OperationFailed, SourceMissing
-from imagepipe.storage import IStorage
+from imagepipe.storage import IStorage, announce
 
 TEMP_PREFIX = ".imagepipe-tmp."
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -118,15 +118,7 @@ class Tree:
         self.listeners = []
 
     def _changed(self, change):
-        for listener in self.listeners:
-            try:
-                listener(change)
-            except Exception:  # noqa: BLE001 - the change itself succeeded
-                if self.log is None:
-                    raise
-                self.log.failure("after {operation}: a listener failed",
-                                 operation=change.operation)
-        return change
+        return announce(change, self.listeners, self.log)
 
     def close(self):
         """Release the root descriptor."""

@@ -25,6 +25,17 @@ def on_bucket(make_server, s3, bucket, endpoint=None, **settings):
     return node
 
 
+def reading_a_bucket(make_server, s3, proxy, key, revalidate):
+    """A node whose native mount reads sources from a new bucket (through ``proxy``), which
+    holds a picture at ``key``; (node, bucket)."""
+    bucket = s3.new_bucket()
+    s3.client().put_object(Bucket=bucket, Key=key, Body=picture(800, 600))
+    node = make_server()
+    node.sections["http"] = {"native": {"source": "s3"}}
+    node.sections["s3"] = s3.settings(bucket, proxy.endpoint, revalidate=revalidate)
+    return node.start(), bucket
+
+
 def test_a_store_on_a_bucket_writes_the_same_objects_as_on_a_tree(make_server, s3):
     bucket = s3.new_bucket()
     node = on_bucket(make_server, s3, bucket, cache_control="public, max-age=60").start()
@@ -131,13 +142,7 @@ def test_wrong_credentials_stop_start_up_with_what_s3_said(make_server, tmp_path
 
 
 def test_an_on_the_fly_mount_reads_its_sources_from_a_bucket(make_server, s3, s3_proxy):
-    bucket = s3.new_bucket()
-    client = s3.client()
-    client.put_object(Bucket=bucket, Key="src/cat.jpg", Body=picture(800, 600))
-    node = make_server()
-    node.sections["http"] = {"native": {"source": "s3"}}
-    node.sections["s3"] = s3.settings(bucket, s3_proxy.endpoint, revalidate="1s")
-    node.start()
+    node, _ = reading_a_bucket(make_server, s3, s3_proxy, "src/cat.jpg", "1s")
     with urllib.request.urlopen(node.url + "r/w:200/src/cat.jpg", timeout=30) as answer:
         assert opened(answer.read()).size == (200, 150)
     with pytest.raises(urllib.error.HTTPError) as missing:
@@ -154,13 +159,8 @@ def test_an_on_the_fly_mount_reads_its_sources_from_a_bucket(make_server, s3, s3
 def test_a_cached_result_asks_the_bucket_again_only_after_revalidate(make_server, s3, s3_proxy):
     import time
 
-    bucket = s3.new_bucket()
+    node, bucket = reading_a_bucket(make_server, s3, s3_proxy, "cat.jpg", "2s")
     client = s3.client()
-    client.put_object(Bucket=bucket, Key="cat.jpg", Body=picture(800, 600))
-    node = make_server()
-    node.sections["http"] = {"native": {"source": "s3"}}
-    node.sections["s3"] = s3.settings(bucket, s3_proxy.endpoint, revalidate="2s")
-    node.start()
     url = node.url + "r/w:100/cat.jpg"
     with urllib.request.urlopen(url, timeout=30) as answer:
         first = answer.read()
@@ -206,12 +206,7 @@ def test_with_the_bucket_gone_a_cached_result_is_served_until_revalidate(make_se
                                                                          s3_proxy):
     import time
 
-    bucket = s3.new_bucket()
-    s3.client().put_object(Bucket=bucket, Key="cat.jpg", Body=picture(800, 600))
-    node = make_server()
-    node.sections["http"] = {"native": {"source": "s3"}}
-    node.sections["s3"] = s3.settings(bucket, s3_proxy.endpoint, revalidate="2s")
-    node.start()
+    node, _ = reading_a_bucket(make_server, s3, s3_proxy, "cat.jpg", "2s")
     url = node.url + "r/w:100/cat.jpg"
     with urllib.request.urlopen(url, timeout=30) as answer:
         assert answer.status == 200
