@@ -9,9 +9,11 @@ multi-object transaction: a failed call that was replacing objects leaves
 those paths without an object (turn on bucket versioning to keep the old
 ones).  A move is a copy, then a delete of the source.
 
-The objects change first and ``commit(change)`` (the replication journal) is
-entered after, so a journalled change is always in the bucket; calls on the
-same path take a per-path lock, so the journal's order is the bucket's.
+The objects change inside ``commit(change)`` (the replication journal, which
+records the change first and holds its lock meanwhile, as for the tree), so
+the journal's order is the bucket's; a call that failed and left the bucket
+as it was raises ``Undone``, and the journal takes its record back.  Calls on
+the same path also take a per-path lock (inside the journal's, in one order).
 
 Blocking: every method runs in a worker thread, never on the reactor.
 """
@@ -24,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError as S3Error
 from zope.interface import implementer
 
 from imagepipe.errors import (OperationFailed, OriginError, OriginTimeout, SourceMissing,
-                              SourceTooLarge)
+                              SourceTooLarge, Undone)
 from imagepipe.imaging.formats import sniff
 from imagepipe.storage import IStorage, announce
 from imagepipe.tree import Change, Written
@@ -104,24 +106,23 @@ class Bucket:
     # Writing ---------------------------------------------------------------
 
     def write(self, files, commit=nullcontext, described=None):
-        """Put ``files`` [(path, bytes)] all or nothing; return the ``Change``.
+        """Put ``files`` [(path, bytes)] all or nothing inside ``commit``; the ``Change``.
 
         ``described``: for each file, the engine's description of it (kept as
-        metadata for ``image_info``), or None.
+        metadata for ``image_info``), or None.  If a put fails, what this call
+        wrote is deleted and ``Undone`` raised (a journal takes its record back).
         """
         written = tuple(_written(path, data) for path, data in files)
         change = Change("store", written=written)
-        with self._locked([w.path for w in written]):
+        with commit(change), self._locked([w.path for w in written]):
             put = []
             try:
                 for index, item in enumerate(written):
                     self._put(item, described[index] if described else None)
                     put.append(item.path)
-                with commit(change):
-                    pass
-            except BaseException:
+            except OperationFailed as error:
                 self._delete_quietly(put)
-                raise
+                raise Undone(str(error)) from None
         return self._changed(change)
 
     def _put(self, item, described):
@@ -142,31 +143,25 @@ class Bucket:
                                   f"{self.where(item.path)}: {s3_reason(error)}") from None
 
     def move(self, pairs, commit=nullcontext):
-        """Copy each (src, dst), then delete the sources; every source must exist."""
+        """Each (src, dst) in turn: a copy, then the source deleted (as renames are, one
+        after the other); every source must exist.  A first copy that fails is ``Undone``."""
         several = len(pairs) > 1
-        paths = [path for pair in pairs for path in pair]
-        with self._locked(paths):
-            for index, (src, _) in enumerate(pairs):
-                if self._head(src, f"src_path[{index}]" if several else "src_path") is None:
-                    raise OperationFailed(f"{'src_path'}{f'[{index}]' if several else ''}: "
-                                          f"no such image: {src!r}")
-            moved = [(src, dst) for src, dst in pairs if src != dst]
-            copies = []
-            try:
-                for index, (src, dst) in enumerate(moved):
+        for index, (src, _) in enumerate(pairs):
+            argument = f"src_path[{index}]" if several else "src_path"
+            if self._head(src, argument) is None:
+                raise OperationFailed(f"{argument}: no such image: {src!r}")
+        change = Change("move", moved=tuple(pairs))
+        with commit(change), self._locked([p for pair in pairs for p in pair]):
+            for index, (src, dst) in enumerate(pairs):
+                if src == dst:
+                    continue
+                try:
                     self._copy(src, dst, f"dst_path[{index}]" if several else "dst_path")
-                    copies.append(dst)
-            except BaseException:
-                self._delete_quietly(copies)
-                raise
-            self._delete_all([src for src, _ in moved], "src_path")
-            # A journal needs the moved files' bytes, and the sources are gone by the
-            # time it is written: the change carries them (read from the copies).
-            written = () if commit is nullcontext else tuple(
-                _written(dst, self.read(dst, "dst_path")) for dst in copies)
-            change = Change("move", written=written, moved=tuple(pairs))
-            with commit(change):
-                pass
+                except OperationFailed as error:
+                    if index == 0:
+                        raise Undone(str(error)) from None
+                    raise
+                self._delete_all([src], "src_path")
         return self._changed(change)
 
     def _copy(self, src, dst, argument):
@@ -179,15 +174,15 @@ class Bucket:
                                   f"{s3_reason(error)}") from None
 
     def delete(self, paths, commit=nullcontext):
-        """Delete each path's object (a missing one is fine)."""
+        """Delete each path's object (a missing one is fine); a request that deleted
+        nothing because S3 failed is ``Undone``."""
         change = Change("delete", deleted=tuple(paths))
-        with self._locked(paths):
-            self._delete_all(list(paths), "path")
-            with commit(change):
-                pass
+        with commit(change), self._locked(paths):
+            self._delete_all(list(paths), "path", undone=True)
         return self._changed(change)
 
-    def _delete_all(self, paths, argument):
+    def _delete_all(self, paths, argument, undone=False):
+        """Delete ``paths``; with ``undone``, a first batch S3 refused whole is ``Undone``."""
         for start in range(0, len(paths), _DELETE_BATCH):
             batch = paths[start:start + _DELETE_BATCH]
             try:
@@ -195,8 +190,9 @@ class Bucket:
                     Bucket=self.name, Delete={"Objects": [{"Key": self.key(p)} for p in batch],
                                               "Quiet": True})
             except (S3Error, BotoCoreError) as error:
-                raise OperationFailed(f"{argument}: cannot delete from bucket {self.name!r}: "
-                                      f"{s3_reason(error)}") from None
+                kind = Undone if undone and start == 0 else OperationFailed
+                raise kind(f"{argument}: cannot delete from bucket {self.name!r}: "
+                           f"{s3_reason(error)}") from None
             failed = [e for e in answer.get("Errors", ()) if e.get("Code") not in _MISSING]
             if failed:
                 raise OperationFailed(f"{argument}: cannot delete s3://{self.name}/"

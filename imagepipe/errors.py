@@ -20,6 +20,11 @@ class OperationFailed(ImagepipeError):
     """A well-formed request could not be carried out (e.g. a missing source)."""
 
 
+class Undone(OperationFailed):
+    """The call failed and the storage is as it was before it (a bucket deleted what the
+    call had written): a journal takes its record of the change back."""
+
+
 class Busy(ImagepipeError):
     """Too many calls are pending; the client should retry later."""
 

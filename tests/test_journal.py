@@ -398,3 +398,17 @@ def test_every_append_acknowledged_before_a_kill_survives_it(directory, opened):
         journal.close()
     assert acknowledged == sorted(set(acknowledged))
     assert len(segment_files(directory)) > 1
+
+
+def test_the_newest_record_of_an_undone_change_can_be_taken_back(tmp_path):
+    journal = Journal(str(tmp_path / "j"))
+    first = journal.append([b'{"n": 1}'])
+    second = journal.append([b'{"n": 2}'])
+    journal.retract(second)
+    assert journal.last_number == first
+    with pytest.raises(ValueError, match="is not the newest"):
+        journal.retract(second)
+    third = journal.append([b'{"n": 3}'])
+    assert third == second and journal.read(third) == [b'{"n": 3}']
+    again = Journal(str(tmp_path / "j"))  # what is on disk agrees
+    assert [again.read(number) for number in (first, third)] == [[b'{"n": 1}'], [b'{"n": 3}']]

@@ -244,3 +244,64 @@ def test_phizer_with_a_bucket_as_master_falls_back_to_the_origins(make_server, s
     with pytest.raises(urllib.error.HTTPError) as nowhere:
         urllib.request.urlopen(node.url + "phizer/small/nowhere.jpg", timeout=30)
     assert nowhere.value.code == 404
+
+
+def test_a_failed_upload_on_a_replicating_node_is_taken_back_from_the_journal(make_server, s3,
+                                                                               s3_proxy):
+    import json
+
+    from support.net import free_pair, wait_for
+
+    here, there = s3.new_bucket(), s3.new_bucket()
+    port = free_pair()
+    a = on_bucket(make_server, s3, here, s3_proxy.endpoint)
+    a.sections["replication"] = {"publish": f"tcp://127.0.0.1:{port}"}
+    b = on_bucket(make_server, s3, there)
+    b.sections["replication"] = {"publish": f"tcp://127.0.0.1:{free_pair()}",
+                                 "subscribe": f"tcp://127.0.0.1:{port}"}
+    a.start()
+    b.start()
+    s3_proxy.fail("PUT", "/j/a_m.jpg")
+    with pytest.raises(xmlrpc.client.Fault):
+        a.proxy().store_image(b64(picture(500, 400)), "j/a.jpg", "jpg", SIZES)
+    s3_proxy.failing.clear()
+    assert a.proxy().store_image(b64(picture(300, 200)), "j/b.jpg", "jpg", SIZES) == "OK"
+    wait_for(lambda: len(s3.objects(there)) == 3, 30, what="the peer's copy")
+    assert sorted(s3.objects(there)) == ["j/b.jpg", "j/b_m.jpg", "j/b_s.jpg"]
+    with urllib.request.urlopen(a.url + "status", timeout=30) as answer:
+        assert json.loads(answer.read())["replication"]["published_sequence"] == 1
+
+
+def test_writes_and_replicated_writes_to_one_path_on_buckets_do_not_deadlock(make_server, s3):
+    import threading
+
+    from support.net import free_pair, wait_for
+
+    buckets = [s3.new_bucket(), s3.new_bucket()]
+    ports = [free_pair(), free_pair()]
+    nodes = []
+    for index in (0, 1):
+        node = on_bucket(make_server, s3, buckets[index])
+        node.sections["replication"] = {"publish": f"tcp://127.0.0.1:{ports[index]}",
+                                        "subscribe": f"tcp://127.0.0.1:{ports[1 - index]}"}
+        nodes.append(node.start())
+    errors = []
+
+    def writer(node, seed):
+        proxy = node.proxy()
+        for round_ in range(6):
+            try:
+                proxy.store_image(b64(picture(100 + seed + round_, 80)), "same/a.jpg", "jpg",
+                                  {"": [60, 60]})
+            except Exception as error:  # noqa: BLE001 - collected for the assertion
+                errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(node, 7 * i)) for i, node in
+               enumerate(nodes) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads) and errors == []
+    wait_for(lambda: s3.objects(buckets[0]) == s3.objects(buckets[1]), 30,
+             what="both buckets to settle on one picture")

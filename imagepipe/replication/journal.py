@@ -182,6 +182,23 @@ class Journal:
             self._active_size += len(record)
             return number
 
+    def retract(self, number):
+        """Take back the newest record, ``number``, appended for a change that was undone.
+
+        Only the newest record of the active segment can go; anything else raises
+        ``ValueError``.
+        """
+        with self._lock:
+            if (number != self._next - 1 or not self._entries
+                    or self._entries[-1].number != number
+                    or self._entries[-1].segment_first != self._segments[-1]):
+                raise ValueError(f"journal {self.directory}: record {number} is not the "
+                                 f"newest of the active segment")
+            entry = self._entries.pop()
+            self._take_back(entry.offset)
+            self._next -= 1
+            self._active_size = entry.offset
+
     def _roll(self):
         fd = self._open_active(self._next)
         try:

@@ -15,7 +15,7 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from imagepipe.errors import ImagepipeError, OperationFailed
+from imagepipe.errors import ImagepipeError, OperationFailed, Undone
 from imagepipe.replication import messages
 from imagepipe.replication.hlc import wall_ms
 from imagepipe.replication.messages import FileEntry, InvalidMessage, Message
@@ -79,6 +79,12 @@ class Replica:
             self.index.append(Indexed(number, self.node, seq, hlc))
             try:
                 yield message
+            except Undone:
+                # The storage is as it was (a bucket took back what it wrote):
+                # so is the journal, and nothing is published.
+                self.journal.retract(number)
+                self.index.pop()
+                raise
             except ImagepipeError:
                 # The journal has the change but the tree does not: redo it from
                 # the journal's copy, or stop writing rather than diverge.
@@ -98,9 +104,7 @@ class Replica:
             return Message("store", self.node, seq, hlc, files=files)
         if change.operation == "move":
             moves = [(src, dst) for src, dst in change.moved if src != dst]
-            carried = {w.path: w.data for w in change.written}  # moved before the commit
-            files = tuple(FileEntry.of(dst, carried[dst] if dst in carried
-                                       else self.tree.read(src, "src_path"))
+            files = tuple(FileEntry.of(dst, self.tree.read(src, "src_path"))
                           for src, dst in moves)
             return Message("move", self.node, seq, hlc, files=files,
                            deleted=tuple(src for src, _ in moves))
