@@ -311,9 +311,11 @@ class Bucket:
         except (S3Error, BotoCoreError) as error:
             raise OperationFailed(f"after: cannot list bucket {self.name!r}: "
                                   f"{s3_reason(error)}") from None
-        found = []
+        found, path = [], after
         for item in answer.get("Contents", ()):
             path = item["Key"][len(self.prefix):]
+            if not path or path.endswith("/"):
+                continue  # a "folder" marker, not an image
             head = self._head(path, "path")
             if head is None:
                 continue  # gone meanwhile
@@ -321,7 +323,7 @@ class Bucket:
             if sha256 is None:
                 sha256 = hashlib.sha256(self.read(path)).hexdigest()
             found.append((path, sha256, item["Size"]))
-        return found
+        return found, path if answer.get("IsTruncated") else ""
 
     def sweep(self):
         """Nothing to sweep: a bucket has no temporary objects."""

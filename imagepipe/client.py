@@ -178,12 +178,20 @@ def remote_path(folder, source, prefix):
 
 
 def variant_paths(path, store_args):
-    """The paths ``store_image`` writes for ``path`` with ``store_args``."""
-    _, sizes, _, _ = store_args
-    if not isinstance(sizes, dict):
-        return [path]
-    stem, dot, extension = path.rpartition(".")
-    return [f"{stem}{suffix}{dot}{extension}" if dot else f"{path}{suffix}" for suffix in sizes]
+    """The paths ``store_image`` writes for ``path`` with ``store_args`` (by the server's
+    own path rules, without transliteration), or None when they cannot be told here."""
+    from imagepipe.errors import ClientError
+    from imagepipe.paths import PathRules
+
+    formats, sizes, _, _ = store_args
+    rules = PathRules()
+    try:
+        if not isinstance(sizes, dict):
+            return [rules.variant(rules.clean(path), "", (formats or "").lower() or None)]
+        return [rules.variant(rules.clean(path), suffix, (formats.get(suffix) or "").lower()
+                              or None) for suffix in sizes]
+    except ClientError:
+        return None
 
 
 def manifest(proxy, page=1000):
@@ -222,7 +230,7 @@ def upload(connect_again, folder, prefix, store_args, jobs=4, progress=None):
     for source in files:
         path = remote_path(folder, source, prefix)
         paths = variant_paths(path, store_args)
-        if all(p in held for p in paths) and (
+        if paths is not None and all(p in held for p in paths) and (
                 paths != [path] or store_args[1] is not None
                 or held[path][0] == hashlib.sha256(source.read_bytes()).hexdigest()):
             skipped += 1

@@ -42,8 +42,9 @@ class IStorage(Interface):
         """(bytes, version, mtime) of ``path`` for a render; ``SourceMissing`` if none."""
 
     def manifest(after, limit):
-        """Up to ``limit`` (path, sha256, bytes) after the path ``after``, in this
-        storage's own order (the same on every call)."""
+        """(entries, cursor): up to ``limit`` (path, sha256, bytes) after the cursor
+        ``after``, in this storage's own order; ``cursor`` is where the next page
+        starts, '' after the last."""
 
     def sweep():
         """Remove what earlier runs left half done; return how many."""

@@ -86,9 +86,8 @@ class ImageStore:
         """Deferred of one page of the storage's manifest (``image_manifest``)."""
         def page(settings):
             after, limit = parse(settings.rules)
-            entries = self.storage.manifest(after, limit)
-            return {"entries": [list(entry) for entry in entries],
-                    "next": entries[-1][0] if len(entries) == limit else ""}
+            entries, cursor = self.storage.manifest(after, limit)
+            return {"entries": [list(entry) for entry in entries], "next": cursor}
         return self._submit(page)
 
     def info(self, parse):

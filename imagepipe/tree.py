@@ -386,7 +386,10 @@ class Tree:
                 if name.startswith(".") or (cursor and here < cursor[:len(here)]):
                     continue
                 path = os.path.join(directory, name)
-                info = os.lstat(path)
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue  # gone meanwhile
                 if stat.S_ISDIR(info.st_mode):
                     walk(path, here)
                 elif stat.S_ISREG(info.st_mode) and here > cursor:
@@ -398,7 +401,7 @@ class Tree:
                     found.append((relative, hashlib.sha256(data).hexdigest(), len(data)))
 
         walk(self.root, ())
-        return found
+        return found, found[-1][0] if len(found) >= limit else ""
 
     def sweep(self):
         """Remove temporary files left by earlier runs; return how many."""

@@ -104,3 +104,17 @@ def test_the_manifest_pages_through_a_tree(make_server):
     assert paths == [f"p/{index}/x.jpg" for index in range(5)]
     with pytest.raises(Exception, match="limit: expected a whole number from 1 to 1000"):
         proxy.image_manifest("", 0)
+
+
+def test_upload_resumes_when_the_variants_change_format(make_server, tmp_path):
+    node = make_server().start()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(3):
+        (folder / f"{index}.jpg").write_bytes(picture(200 + index, 150))
+    sizes = ("--size", "_w 80 80 webp", "--size", "_p 40 40 png")
+    first = imagepipe("upload", folder, "fmt", *sizes, "--url", rpc(node))
+    assert first.stdout == "OK: 3 stored, 0 already there, 0 failed\n", first.stderr
+    assert "fmt/0_w.webp" in node.files() and "fmt/2_p.png" in node.files()
+    again = imagepipe("upload", folder, "fmt", *sizes, "--url", rpc(node))
+    assert again.stdout == "OK: 0 stored, 3 already there, 0 failed\n"

@@ -150,9 +150,10 @@ def test_an_internal_error_reaches_sentry_without_the_payload():
 
     class Store:
         def store(self, parse):
-            image, key = payload, secret  # locals Sentry must not send
-            assert image and key
-            return defer.fail(RuntimeError("the disk answered nonsense"))
+            return defer.maybeDeferred(self.write, payload, secret)
+
+        def write(self, image, key):  # a frame whose locals Sentry must not send
+            raise RuntimeError(f"the disk answered nonsense ({len(image)} bytes)")
 
     reporter = Reporter(f"http://publickey@127.0.0.1:{server.server_address[1]}/42",
                         "node-7", "9.9.9", "testing")
@@ -172,7 +173,11 @@ def test_an_internal_error_reaches_sentry_without_the_payload():
     assert event["server_name"] == "node-7" and event["release"] == "imagepipe@9.9.9"
     assert event["environment"] == "testing"
     assert event["tags"]["method"] == "store_image" and len(event["tags"]["request_id"]) == 12
-    assert event["exception"]["values"][0]["value"] == "the disk answered nonsense"
+    exception = event["exception"]["values"][0]
+    assert exception["value"] == f"the disk answered nonsense ({len(payload)} bytes)"
+    frames = exception["stacktrace"]["frames"]
+    assert any(frame["function"] == "write" for frame in frames)  # the frame was sent
+    assert not any("vars" in frame for frame in frames)
     text = body.decode("utf-8", "replace")
     assert payload[:40] not in text and secret not in text
 

@@ -61,3 +61,24 @@ def test_wrong_argument_count_is_a_client_fault():
         call(RaisingStore(None), "delete_image", "a", "b")
     assert fault.value.faultCode == 1000
     assert fault.value.faultString == "delete_image: takes 1 argument, 2 given"
+
+
+@pytest.mark.parametrize("headers, refused", [
+    ({b"origin": b"https://evil.example", b"host": b"img.example.com"}, True),
+    ({b"sec-fetch-site": b"cross-site"}, True),
+    ({b"origin": b"http://img.example.com:8085", b"host": b"img.example.com:8085"}, False),
+    ({}, False),  # xmlrpc.client and every other program send no Origin
+])
+def test_a_cross_site_post_from_a_browser_is_refused_before_parsing(headers, refused):
+    request = DummyRequest([b""])
+    request.method = b"POST"
+    for name, value in headers.items():
+        request.requestHeaders.setRawHeaders(name, [value])
+    request.content = BytesIO(xmlrpc.client.dumps(("a.jpg",), "delete_image").encode())
+    answer = ImagepipeRPC(RaisingStore(OperationFailed("x")), Authenticator("none")).render_POST(
+        request)
+    if refused:
+        assert request.responseCode == 403 and answer.startswith(b"403 Forbidden: a cross-site")
+    else:
+        with pytest.raises(xmlrpc.client.Fault, match="x"):
+            xmlrpc.client.loads(b"".join(request.written))

@@ -319,7 +319,8 @@ class ResultCache:
             with self.lock:
                 self.db.executemany("UPDATE results SET used = ? WHERE name = ?", refreshed)
             self._forget(doomed)
-            self.evicted += len(doomed)
+            with self.lock:
+                self.evicted += len(doomed)
             removed += len(doomed)
 
     def _forget(self, names):

@@ -63,8 +63,11 @@ class Mount(resource.Resource):
         metrics, started = self.renderer.metrics, time.perf_counter()
         metrics.in_progress.inc()
 
-        def answered(_):
+        def answered(outcome):
             metrics.in_progress.dec()
+            if outcome is not None:  # the client went away first: nginx's 499
+                metrics.request(499, time.perf_counter() - started)
+                return
             kind = request.responseHeaders.getRawHeaders(b"content-type", [b""])[0]
             fmt = kind.decode("latin-1").partition("image/")[2] or None
             metrics.request(request.code, time.perf_counter() - started, fmt)

@@ -68,6 +68,9 @@ class OperatorPage(_Guarded):
         request.setHeader(b"content-type", ASSETS[name].encode())
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"content-security-policy",
+                          b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+        request.setHeader(b"x-frame-options", b"DENY")
         return asset(name)
 
 
@@ -87,17 +90,17 @@ class OperatorApi(_Guarded):
         what = request.postpath[-1] if request.postpath else b""
         args = {key.decode(): values[0].decode("utf-8", "replace")
                 for key, values in request.args.items()}
-        if what == b"images":
-            d = self.images.manifest(lambda rules: (args.get("after", ""), 200))
-            d.addCallback(lambda page: {"paths": [entry[0] for entry in page["entries"]],
-                                        "next": page["next"]})
-        elif what == b"urls":
-            try:
+        try:
+            if what == b"images":
+                d = self.images.manifest(lambda rules: (args.get("after", "")[:4096], 200))
+                d.addCallback(lambda page: {"paths": [entry[0] for entry in page["entries"]],
+                                            "next": page["next"]})
+            elif what == b"urls":
                 d = self.workers.lookups.submit(self.urls, args)
-            except Busy as error:
-                return error_page(request, 503, str(error))
-        else:
-            return error_page(request, 404, "no such resource")
+            else:
+                return error_page(request, 404, "no such resource")
+        except Busy as error:
+            return error_page(request, 503, str(error))
         d.addCallback(self._send, request)
         d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
         return server.NOT_DONE_YET
@@ -117,7 +120,8 @@ class OperatorApi(_Guarded):
                    if args.get("h") else "", f"m:{args['mode']}" if args.get("mode") in MODES
                    else "", f"g:{args['gravity']}" if args.get("gravity") in GRAVITIES else "",
                    f"f:{args['format']}" if args.get("format") else "",
-                   f"q:{args['quality']}" if args.get("quality") else ""]
+                   f"q:{args['quality']}" if args.get("quality") else "",
+                   "e:1" if args.get("enlarge") == "1" else ""]
         native_options = "/".join(option for option in options if option)
         found, wanted = {}, None
         for mount, dialect in self.mounts:
@@ -149,8 +153,11 @@ class OperatorApi(_Guarded):
 
         from imagepipe.web.signing import canonical_path
 
+        # A signature only for someone the write API knows: with auth off, anyone
+        # could ask, and signing would stop meaning anything.
+        signing = self.signer is not None and self.rpc.authenticator.scheme != "none"
         signature = (self.signer.sign(canonical_path(mount.source, parsed)) + "/"
-                     if self.signer is not None else "")
+                     if signing else "")
         tail = f"?{urlencode(query)}" if query else ""
         return f"{mount.prefix}{signature}{rest}{tail}"
 
@@ -158,14 +165,15 @@ class OperatorApi(_Guarded):
 def _spelling(dialect, path, args):
     """(path, query) of the same request in ``dialect``, when it has a way to say it."""
     width, height, mode = args.get("w"), args.get("h"), args.get("mode") or "fit"
+    # OpenRoss always enlarges and writes JPEG at quality 90.
     if dialect == "openross" and width and height and mode in ("fit", "fill") \
-            and not args.get("format") and not args.get("quality"):
+            and args.get("format") == "jpg" and args.get("quality") == "90":
         return f"{width}/{height}/{'resize' if mode == 'fit' else 'crop'}/{path}", []
     if dialect == "dirpy" and (width or height) and mode == "fit":
         query = [("resize", f"{width or ''}x{height or ''}")]
         if args.get("format") or args.get("quality"):
-            save = [f"format={args['format']}"] if args.get("format") else []
-            save += [f"quality={args['quality']}"] if args.get("quality") else []
+            save = [f"fmt:{args['format']}"] if args.get("format") else []
+            save += [f"qual:{args['quality']}"] if args.get("quality") else []
             query.append(("save", ",".join(save)))
         return path, query
     return None

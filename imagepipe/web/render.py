@@ -237,7 +237,7 @@ class Renderer:
             entry = self.cache.store(name, key, request.source, fetched.version, rendered.data,
                                      rendered.format.name)
             self.metrics.span("cache_store", time.perf_counter() - stored)
-            if entry is not None and source.blocking \
+            if entry is not None and source.blocking and source.versions_known \
                     and source.version(request.source) != fetched.version:
                 # Replaced while rendering: the invalidation may have run already.
                 self.cache.invalidate([request.source])

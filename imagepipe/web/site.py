@@ -151,8 +151,8 @@ class Status(resource.Resource):
                "reactor_lag": self.lag.summary(int(seconds)) if self.lag else None}
         try:
             d = self.workers.lookups.submit(self._status, now, 1)
-        except Busy:
-            d = defer.maybeDeferred(self._status, now, 0)  # /status answers even when busy
+        except Busy:  # /status answers even when busy: what is in memory, on the reactor
+            d = defer.maybeDeferred(self._status, now, 0, False)
 
         def send(body):
             if not (request.finished or request._disconnected):
@@ -163,8 +163,9 @@ class Status(resource.Resource):
         d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
         return server.NOT_DONE_YET
 
-    def _status(self, now, own):
-        """The status; ``own`` is this request's own lookup, not counted in the lane."""
+    def _status(self, now, own, disk=True):
+        """The status; ``own`` is this request's own lookup, not counted in the lane;
+        without ``disk``, what the cache's index and the journal say is left out."""
         calls, renders = self.workers.writes, self.workers.renders
         status = dict(self.about, version=self.version)
         status.update({
@@ -189,12 +190,12 @@ class Status(resource.Resource):
                 max_client_renders=self.renderer.settings.max_client_renders)
             status["on_the_fly"] = dict(self.renderer.counts)
             cache = self.renderer.cache
-            if cache is not None:
+            if cache is not None and disk:
                 status["cache"] = cache.state()
             processes = getattr(self.renderer.engine, "processes", None)
             if processes is not None:
                 status["render_processes"] = processes.state()
-        if self.replica is not None:
+        if self.replica is not None and disk:
             status["replication"] = self._replication()
         return json.dumps(status).encode()
 

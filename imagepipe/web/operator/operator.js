@@ -81,6 +81,7 @@ async function build() {
   for (const id of ["w", "h", "mode", "gravity", "format", "quality"]) {
     if ($(id).value) { query.set(id, $(id).value); }
   }
+  if ($("enlarge").checked) { query.set("enlarge", "1"); }
   if (!$("path").value) { return; }
   const answer = await fetch(`/operator/urls?${query}`);
   const found = await answer.json();
