@@ -232,3 +232,13 @@ def test_with_metrics_off_nothing_is_counted_and_metrics_is_not_served(make_serv
     with pytest.raises(urllib.error.HTTPError) as missing:
         scrape(node)
     assert missing.value.code == 404
+
+
+def test_render_processes_report_the_stages_too(make_server):
+    node = make_server(images__render_processes=1).start()
+    node.proxy().store_image(b64(picture(400, 300)), "rp/a.jpg", "jpg", {"": [400, 300]})
+    get(node, "r/w:100/rp/a.jpg")
+    samples = scrape(node)
+    for span in ("fetch", "decode", "resize", "encode", "render", "queue"):
+        assert value(samples, "imagepipe_request_span_duration_seconds_count",
+                     span=span) == 1, span

@@ -33,6 +33,7 @@ may run code in the node.
 """
 
 import ctypes
+import dataclasses
 import os
 import pickle
 import queue
@@ -80,7 +81,8 @@ def _exactly(sock, count):
 
 def _reply_ok(rendered, version, modified):
     """An answer: the encoded image and what the node needs to know of it."""
-    text = "\n".join((rendered.format.name, version or "", repr(modified))).encode()
+    spans = ",".join(f"{name}={seconds:.6f}" for name, seconds in rendered.spans.items())
+    text = "\n".join((rendered.format.name, version or "", repr(modified), spans)).encode()
     return _REPLY.pack(1, rendered.width, rendered.height, len(text)) + text + rendered.data
 
 
@@ -99,10 +101,12 @@ def _parse_reply(body):
     if not flags & _OK:
         name, _, message = text.partition("\n")
         raise _error(name, message)
-    fmt_name, version, modified = text.split("\n")
+    fmt_name, version, modified, spans = text.split("\n")
     data = bytes(body[_REPLY.size + length:])
     modified = None if modified == "None" else float(modified)
-    return Rendered(data, by_name(fmt_name), width, height), version or None, modified
+    timed = {name: float(seconds) for name, _, seconds in
+             (item.partition("=") for item in spans.split(",") if item)}
+    return Rendered(data, by_name(fmt_name), width, height, timed), version or None, modified
 
 
 def _error(name, message):
@@ -333,6 +337,7 @@ class _Worker:
         if magick_settings is not None and magick_settings != self.magick.applied:
             self.magick.apply_limits(magick_settings)
         self.engine.limits = limits
+        started = time.monotonic()
         if method == "transform_path":
             path, transform, defaults, accept = args
             data, version, modified = self.tree.source(path)
@@ -341,7 +346,10 @@ class _Worker:
             version = modified = None
         else:
             raise OperationFailed(f"render process: unknown job {method!r}")
+        read = time.monotonic() - started
         rendered = self.engine.transform(data, transform, defaults, accept)
+        if method == "transform_path":
+            rendered = dataclasses.replace(rendered, spans={**rendered.spans, "fetch": read})
         return _reply_ok(rendered, version, modified)
 
 
