@@ -102,7 +102,8 @@ class OperatorApi(_Guarded):
         except Busy as error:
             return error_page(request, 503, str(error))
         d.addCallback(self._send, request)
-        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
+        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure,
+                                            reporter=self.rpc.reporter))
         return server.NOT_DONE_YET
 
     def _send(self, answer, request):

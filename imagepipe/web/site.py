@@ -130,6 +130,7 @@ class Status(resource.Resource):
                  links=None, rpc=None):
         super().__init__()
         self.rpc = rpc
+        self.reporter = getattr(rpc, "reporter", None)  # Sentry, for an unexpected 500
         self.workers = workers
         self.version = version
         self.renderer = renderer
@@ -160,7 +161,8 @@ class Status(resource.Resource):
                 request.finish()
 
         d.addCallback(send)
-        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
+        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure,
+                                            reporter=self.reporter))
         return server.NOT_DONE_YET
 
     def _status(self, now, own, disk=True):
@@ -234,6 +236,7 @@ class MetricsPage(resource.Resource):
         self.workers = workers
         self.rpc = rpc  # its authenticator is the one in force (reloaded)
         self.open_to_all = open_to_all
+        self.reporter = rpc.reporter  # Sentry, for an unexpected 500
 
     def render_GET(self, request):
         authenticator = self.rpc.authenticator
@@ -255,7 +258,8 @@ class MetricsPage(resource.Resource):
             request.finish()
 
         d.addCallback(send)
-        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure))
+        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure,
+                                            reporter=self.reporter))
         return server.NOT_DONE_YET
 
 
