@@ -17,10 +17,10 @@ import json
 from importlib import resources
 
 from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.web import resource
 
 from imagepipe.errors import Busy, ImagepipeError
-from imagepipe.web.statuses import error_page, failed
+from imagepipe.web.statuses import answer_when_done, error_page
 
 ASSETS = {"index.html": "text/html; charset=utf-8", "operator.js": "text/javascript",
           "operator.css": "text/css"}
@@ -101,18 +101,8 @@ class OperatorApi(_Guarded):
                 return error_page(request, 404, "no such resource")
         except Busy as error:
             return error_page(request, 503, str(error))
-        d.addCallback(self._send, request)
-        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure,
-                                            reporter=self.rpc.reporter))
-        return server.NOT_DONE_YET
-
-    def _send(self, answer, request):
-        if request.finished or request._disconnected:
-            return
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"cache-control", b"no-store")
-        request.write(json.dumps(answer).encode())
-        request.finish()
+        d.addCallback(lambda answer: json.dumps(answer).encode())
+        return answer_when_done(request, d, b"application/json", self.log, self.rpc.reporter)
 
     def urls(self, args):
         """The native URL for ``args`` and each enabled dialect's equivalent, checked."""

@@ -26,7 +26,7 @@ from imagepipe.config import ClientLimits
 from imagepipe.web.channel import Channel, Refusal, canned
 from imagepipe.errors import Busy
 from imagepipe.web.operator import wants_page
-from imagepipe.web.statuses import ErrorResource, error_page, failed, reason
+from imagepipe.web.statuses import ErrorResource, answer_when_done, error_page, reason
 
 class _Discard:
     """Stands in for the body buffer of a refused request."""
@@ -154,16 +154,7 @@ class Status(resource.Resource):
             d = self.workers.lookups.submit(self._status, now, 1)
         except Busy:  # /status answers even when busy: what is in memory, on the reactor
             d = defer.maybeDeferred(self._status, now, 0, False)
-
-        def send(body):
-            if not (request.finished or request._disconnected):
-                request.write(body)
-                request.finish()
-
-        d.addCallback(send)
-        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure,
-                                            reporter=self.reporter))
-        return server.NOT_DONE_YET
+        return answer_when_done(request, d, b"application/json", self.log, self.reporter)
 
     def _status(self, now, own, disk=True):
         """The status; ``own`` is this request's own lookup, not counted in the lane;
@@ -248,19 +239,9 @@ class MetricsPage(resource.Resource):
         except Busy as error:
             return error_page(request, 503, str(error))
 
-        def send(text):
-            if request.finished or request._disconnected:
-                return
-            # The text format every Prometheus reads (what generate_latest writes).
-            request.setHeader(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode())
-            request.setHeader(b"cache-control", b"no-store")
-            request.write(text)
-            request.finish()
-
-        d.addCallback(send)
-        d.addErrback(lambda failure: failed(request, failure.value, self.log, failure,
-                                            reporter=self.reporter))
-        return server.NOT_DONE_YET
+        # The text format every Prometheus reads (what generate_latest writes).
+        return answer_when_done(request, d, CONTENT_TYPE_PLAIN_0_0_4.encode(), self.log,
+                                self.reporter)
 
 
 class Root(resource.Resource):

@@ -11,7 +11,7 @@ traceback and answered 500 without it.
 from http import HTTPStatus
 
 from twisted.internet import defer
-from twisted.web import resource
+from twisted.web import resource, server
 
 from imagepipe.errors import (BadSignature, BadTransform, Busy, ClientError, NotAllowed,
                               OperationFailed, OriginError, OriginTimeout, SourceMissing,
@@ -100,6 +100,23 @@ def failed(request, error, log, failure=None, closing=False, reporter=None):
     request.write(error_page(request, status, message))
     request.finish()
     return status
+
+
+def answer_when_done(request, d, content_type, log, reporter=None):
+    """Answer ``request`` with the bytes ``d`` fires with (not to be cached), or with the
+    error it fails with; for a resource's render method to return."""
+    def send(body):
+        if request.finished or getattr(request, "_disconnected", False):
+            return
+        request.setHeader(b"content-type", content_type)
+        request.setHeader(b"cache-control", b"no-store")
+        request.write(body)
+        request.finish()
+
+    d.addCallback(send)
+    d.addErrback(lambda failure: failed(request, failure.value, log, failure,
+                                        reporter=reporter))
+    return server.NOT_DONE_YET
 
 
 class ErrorResource(resource.Resource):
