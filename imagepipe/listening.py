@@ -34,13 +34,20 @@ def tcp_description(interface, port):
 def descriptions(filename, listen, interface, port):
     """The descriptions a node listens on: ``listen``, or else ``interface`` and ``port``.
 
-    Each of ``listen`` must parse; ``ConfigError`` (one line, naming
-    ``[network] listen``, the description and what is wrong) if one does not.
+    Each of ``listen`` must parse (``checked``).
     """
     if not listen:
         return (tcp_description(interface, port),)
+    return checked(filename, "[network] listen", listen)
+
+
+def checked(filename, key, listen):
+    """``listen`` (descriptions) as a tuple, once each parses; else ``ConfigError``.
+
+    The error is one line naming ``key``, the description and what is wrong.
+    """
     for index, description in enumerate(listen):
-        where = f"{filename}: [network] listen = {description!r}"
+        where = f"{filename}: {key} = {description!r}"
         if description in listen[:index]:
             raise ConfigError(f"{where}: listed twice")
         try:

@@ -14,8 +14,9 @@ import sys
 
 from twisted.application.service import MultiService
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.protocols.policies import WrappingFactory
+from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 
 from imagepipe import config as configuration
@@ -28,8 +29,11 @@ class Node(MultiService):
 
     log = Logger()
 
-    def __init__(self, reactor, config, site, workers, tree, parts=()):
+    def __init__(self, reactor, config, site, workers, tree, parts=(), log_observer=None,
+                 metrics_site=None):
         super().__init__()
+        self.log_observer = log_observer
+        self.metrics_site = metrics_site  # what [metrics] listen serves, or None
         self.reactor = reactor
         self.config = config
         self.site = site
@@ -38,7 +42,15 @@ class Node(MultiService):
         self.parts = tuple(parts)  # each has reload(config): what a SIGHUP reaches
         self.factory = WrappingFactory(site)
         self.ports = {}  # description -> IListeningPort: what listens now, whatever the file says
+        self.metrics_ports = {}  # the same for [metrics] listen (moved only by a restart)
         workers.setServiceParent(self)
+
+    def setServiceParent(self, parent):
+        # twistd's application: the observer it begins logging to, when one is given
+        # ([network] log_format = json, imagepipe.logs).
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        super().setServiceParent(parent)
 
     def startService(self):
         # Before the port opens: a SIGHUP that arrives once clients can
@@ -69,7 +81,15 @@ class Node(MultiService):
                     self.log.failure("stopping {child} failed", child=child)
 
     def _listen_at_start(self):
-        """Open every configured listener now; ``ListenFailed`` if one cannot.
+        """Open every configured listener now; ``ListenFailed`` if one cannot."""
+        self.ports = self._open("[network] listen", self.config.network.listen, self.factory)
+        if self.metrics_site is not None:
+            self.metrics_ports = self._open("[metrics] listen",
+                                            self.config.operations.metrics_listen,
+                                            self.metrics_site, " for /metrics")
+
+    def _open(self, key, descriptions, factory, what=""):
+        """``{description: port}`` listening with ``factory``, or ``ListenFailed``.
 
         Twisted's endpoints have listened (or failed) by the time ``listen``
         returns, which lets a failure end start-up with status 1 here.  An
@@ -77,28 +97,29 @@ class Node(MultiService):
         waited for with the node half started.
         """
         answers = []
-        opening = listening.listen(self.reactor, self.config.network.listen, self.factory)
+        opening = listening.listen(self.reactor, descriptions, factory)
         opening.addBoth(answers.append)
         if not answers:
             opening.cancel()
             raise listening.ListenFailed(
-                f"[network] listen = {', '.join(self.config.network.listen)}: an endpoint "
-                f"that does not listen at once is not supported")
+                f"{key} = {', '.join(descriptions)}: an endpoint that does not listen at "
+                f"once is not supported")
         if isinstance(answers[0], Failure):
             answers[0].raiseException()
-        self.ports = answers[0]
-        self._log_listening(self.ports)
+        self._log_listening(answers[0], what)
+        return answers[0]
 
-    def _log_listening(self, ports):
+    def _log_listening(self, ports, what=""):
         for description, port in ports.items():
-            self.log.info("listening on {where}", where=listening.where(description, port))
+            self.log.info("listening on {where}{what}", where=listening.where(description, port),
+                          what=what)
 
     @defer.inlineCallbacks
     def stopService(self):
         self.workers.closing = True
-        ports, self.ports = self.ports, {}
-        yield defer.DeferredList([defer.maybeDeferred(port.stopListening)
-                                  for port in ports.values()])
+        ports = [*self.ports.values(), *self.metrics_ports.values()]
+        self.ports, self.metrics_ports = {}, {}
+        yield defer.DeferredList([defer.maybeDeferred(port.stopListening) for port in ports])
         timeout = self.config.network.shutdown_timeout
         if self.workers.in_flight:
             self.log.info("draining {count} calls in flight", count=self.workers.in_flight)
@@ -132,12 +153,8 @@ class Node(MultiService):
             self.log.error("reload refused, keeping the running config: {error}",
                            error=str(failure))
             return
-        if new.images.path != self.config.images.path:
-            self.log.warn("[images] path changed: takes effect after a restart")
-        if new.http != self.config.http:
-            self.log.warn("[http] changed: takes effect after a restart")
-        if new.network.access_log != self.config.network.access_log:
-            self.log.warn("[network] access_log changed: takes effect after a restart")
+        for what in restart_only_changes(self.config, new):
+            self.log.warn("{what} changed: takes effect after a restart", what=what)
         network = new.network
         if set(network.listen) != set(self.ports):
             self._move(network.listen)
@@ -175,6 +192,34 @@ class Node(MultiService):
 
         opening.addCallbacks(switch, refuse)
         opening.addErrback(self.log.failure, "reload: moving the listeners failed")
+
+
+# What a reload does not reach (the parts read it once, when the node is built):
+# a change is logged as needing a restart.  Everything else is some part's reload.
+RESTART_ONLY = (
+    ("[images] path", lambda c: c.images.path),
+    ("[images] backend", lambda c: c.images.backend),
+    ("[images] engine", lambda c: c.images.engine),
+    ("[images] render_processes", lambda c: (c.images.render_processes,
+                                             c.images.render_process_memory)),
+    ("[network] serve_images", lambda c: c.network.serve_images),
+    ("[network] access_log", lambda c: c.network.access_log),
+    ("[network] node_name", lambda c: c.network.node_name),
+    ("[network] log_format", lambda c: c.network.log_format),
+    ("[imagemagick] env", lambda c: c.imagemagick.environment),
+    ("[replication]", lambda c: c.replication),
+    ("[http] or a dialect's section", lambda c: c.http),
+    ("[s3]", lambda c: c.s3),
+    ("[metrics]", lambda c: (c.operations.metrics_enabled, c.operations.metrics_open,
+                             c.operations.metrics_listen, c.operations.statsd,
+                             c.operations.statsd_prefix)),
+    ("[errors]", lambda c: (c.operations.sentry_dsn, c.operations.environment)),
+)
+
+
+def restart_only_changes(old, new):
+    """What changed from ``old`` to ``new`` (two ``Config``) that only a restart applies."""
+    return [what for what, part in RESTART_ONLY if part(old) != part(new)]
 
 
 def _within(reactor, d, seconds):

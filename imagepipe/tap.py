@@ -33,15 +33,24 @@ def makeService(options):
     fail is what only starting finds: a cache directory that cannot be used,
     a signing-key file that cannot be read.
     """
+    config = options.loaded
+    observer = None
+    if config.network.log_format == "json":
+        from imagepipe.logs import json_observer
+
+        observer = json_observer(getattr(options, "parent", None))
     try:
-        return build(options.loaded)
+        return build(config, log_observer=observer)
     except ConfigError as error:
         sys.stderr.write(f"imagepipe: {error}\n")
         raise SystemExit(1) from None
 
 
-def build(config, reactor=None):
-    """Wire every part of the node ``config`` (a loaded ``Config``) describes."""
+def build(config, reactor=None, log_observer=None):
+    """Wire every part of the node ``config`` (a loaded ``Config``) describes.
+
+    ``log_observer``: what twistd logs to instead of its text lines (``imagepipe.logs``).
+    """
     from twisted.logger import Logger
 
     from imagepipe.imaging import magick
@@ -60,7 +69,7 @@ def build(config, reactor=None):
     from imagepipe.web.health import Health
     from imagepipe.metrics import NodeState
     from imagepipe.web.operator import OperatorApi, OperatorPage
-    from imagepipe.web.site import ImagepipeSite, MetricsPage, Root, Status
+    from imagepipe.web.site import ImagepipeSite, MetricsPage, MetricsRoot, Root, Status
     from imagepipe.web.tree import TreeResource
     from imagepipe.workers import WorkerPool
 
@@ -112,11 +121,17 @@ def build(config, reactor=None):
                                              mounts.values()], signer_of(mounts))
     metrics_page = (MetricsPage(metrics, workers, rpc, config.operations.metrics_open)
                     if config.operations.metrics_enabled else None)
+    metrics_site = None
+    if metrics_page is not None and config.operations.metrics_listen:
+        # Its own endpoints: served only there, and not logged (a scrape every few seconds).
+        metrics_site = ImagepipeSite(MetricsRoot(metrics_page), 64 << 10, "",
+                                     reactor=reactor)
+        metrics_page = None
     root = Root(rpc, view, status_page, health, mounts, metrics_page, page, api)
     site = ImagepipeSite(root, config.network.max_request_bytes, config.network.access_log,
                          config.network.clients, reactor=reactor)
     parts = [part for part in (rpc, site, images, workers, view, magick) if part is not None]
-    node = Node(reactor, config, site, workers, storage, parts)
+    node = Node(reactor, config, site, workers, storage, parts, log_observer, metrics_site)
     for child in (sources.get("origins"), links, lag):
         if child is not None:
             child.setServiceParent(node)
@@ -125,7 +140,7 @@ def build(config, reactor=None):
 
 def operations(config, log):
     """``Metrics`` (statsd too when ``[metrics] statsd`` is set) and the Sentry reporter
-    (or None); with ``[network] json_log``, every log event also goes there as JSON."""
+    (or None)."""
     from imagepipe import __version__
     from imagepipe.metrics import Metrics
 
@@ -144,15 +159,6 @@ def operations(config, log):
         reporter = Reporter(settings.sentry_dsn, config.network.node_name, __version__,
                             settings.environment)
         log.info("unexpected errors are reported to Sentry")
-    if config.network.json_log:
-        from twisted.logger import globalLogPublisher, jsonFileLogObserver
-
-        try:
-            handle = open(config.network.json_log, "a", encoding="utf-8")
-        except OSError as error:
-            raise ConfigError(f"{config.filename}: [network] json_log = "
-                              f"{config.network.json_log!r}: {error.strerror}") from None
-        globalLogPublisher.addObserver(jsonFileLogObserver(handle))
     return Metrics(statsd, counting=settings.metrics_enabled), reporter
 
 

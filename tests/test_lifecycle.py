@@ -121,7 +121,22 @@ def test_a_reload_says_when_http_settings_wait_for_a_restart(make_server):
     node.write_config()
     node.send(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in node.log(), what="the reload")
-    assert "[http] changed: takes effect after a restart" in node.log()
+    assert "[http] or a dialect's section changed: takes effect after a restart" in node.log()
+
+
+def test_a_reload_names_each_section_that_waits_for_a_restart(make_server):
+    node = make_server().start()
+    node.sections.setdefault("metrics", {})["statsd"] = "127.0.0.1:8125"
+    node.sections.setdefault("errors", {})["environment"] = "staging"
+    node.sections["network"]["node_name"] = "renamed"
+    node.sections["network"]["max_request_bytes"] = "1MiB"  # applied: no warning
+    node.write_config()
+    node.send(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in node.log(), what="the reload")
+    warned = [line.partition("] ")[2] for line in node.log().splitlines()
+              if "takes effect after a restart" in line]
+    assert sorted(warned) == sorted(f"{what} changed: takes effect after a restart" for what in
+                                    ("[metrics]", "[errors]", "[network] node_name"))
 
 
 def _free_other_port(port):

@@ -75,6 +75,18 @@ def test_a_description_listed_twice_is_refused(tmp_path):
         load(tmp_path, listen="tcp:9000, tcp:9000")
 
 
+def test_metrics_listen_is_checked_the_same_way_and_named(tmp_path):
+    path = tmp_path / "imagepipe.ini"
+    path.write_text(render_config({"images": {"path": str(tmp_path)},
+                                   "metrics": {"listen": "tcp:9464:interface=127.0.0.1"}}))
+    assert config.load(str(path)).operations.metrics_listen == ("tcp:9464:interface=127.0.0.1",)
+    path.write_text(render_config({"images": {"path": str(tmp_path)},
+                                   "metrics": {"listen": "tcp:ninety"}}))
+    with pytest.raises(ConfigError, match=r"\[metrics\] listen = 'tcp:ninety': expected an "
+                                          r"endpoint description"):
+        config.load(str(path))
+
+
 def test_when_one_description_cannot_listen_the_others_are_closed_at_once():
     reactor = Reactor(taken={9002})
     outcome = []

@@ -212,17 +212,42 @@ def test_status_tells_the_node_the_cache_and_each_peer(make_server):
     wait_for(lambda: not status(b)["replication"]["peers"][0]["up"], 15, what="peer down")
 
 
-def test_log_events_also_go_to_the_json_log(make_server, tmp_path):
-    node = make_server(network__json_log=str(tmp_path / "events.json")).start()
+def test_log_format_json_makes_every_twistd_line_a_json_object(make_server):
+    node = make_server(network__log_format="json").start()
     node.proxy().store_image(b64(picture(200, 100)), "j/a.jpg", "jpg", {"": [50, 50]})
 
     def events():
-        text = (tmp_path / "events.json").read_text()
-        return [json.loads(line) for line in text.split("\x1e") if line.strip()]
+        return [json.loads(line) for line in node.log().splitlines() if line.startswith("{")]
 
-    wait_for(lambda: any("store_image" in json.dumps(e) for e in events()), 10,
-             what="the call's log event")
-    assert all("log_namespace" in event for event in events())
+    wait_for(lambda: any("listening on" in event["text"] for event in events()), 10,
+             what="the listening line, as JSON")
+    lines = [line for line in node.log().splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in lines), lines[:5]  # nothing left as text
+    assert all({"log_namespace", "log_time", "log_level", "text"} <= set(event)
+               for event in events())
+    assert any(event["log_namespace"] == "imagepipe" and "engine wand" in event["text"]
+               for event in events())
+
+
+def test_metrics_listen_serves_metrics_there_and_only_there(make_server):
+    from support.net import free_port
+
+    port = free_port()
+    node = make_server(metrics__listen=f"tcp:{port}:interface=127.0.0.1").start()
+    node.proxy().store_image(b64(picture(200, 100)), "ml/a.jpg", "jpg", {"": [50, 50]})
+    wait_for(lambda: f"127.0.0.1:{port} (tcp) for /metrics" in node.log(), 10,
+             what="the metrics listener in the log")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    assert 'imagepipe_rpc_calls_total{fault="0",method="store_image"} 1.0' in text
+    for url in (node.url + "metrics", f"http://127.0.0.1:{port}/",
+                f"http://127.0.0.1:{port}/status"):
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(url, timeout=30)
+        assert missing.value.code == 404, url
+    # Only the main port's requests are in the access log (the 404 for /metrics there).
+    wait_for(lambda: '"GET /metrics HTTP/1.1" 404' in node.log(), 10, what="the access line")
+    assert node.log().count('"GET /') == 1, node.log()
 
 
 def test_with_metrics_off_nothing_is_counted_and_metrics_is_not_served(make_server):

@@ -126,7 +126,7 @@ def _typed(filename, raw):
                         else os.path.join(base, net["access_log"])),
             clients=_client_limits(filename, net), credentials=credentials,
             node_name=net["node_name"] or socket.gethostname(),
-            json_log=os.path.join(base, net["json_log"]) if net["json_log"] else ""),
+            log_format=net["log_format"]),
         replication=_replication(filename, base, raw["replication"], os.path.realpath(root)),
         images=ImageSettings(
             path=os.path.realpath(root), umask=images["umask"], io_threads=threads,
@@ -154,6 +154,8 @@ def _typed(filename, raw):
 
 def _operations(filename, metrics, errors):
     """``[metrics]`` and ``[errors]``, typed; the statsd address split."""
+    from imagepipe import listening
+
     statsd = None
     if metrics["statsd"]:
         host, _, port = metrics["statsd"].rpartition(":")
@@ -162,7 +164,9 @@ def _operations(filename, metrics, errors):
                               f"host:port, such as 127.0.0.1:8125")
         statsd = (host.strip("[]"), int(port))
     return OperationsSettings(
-        metrics_enabled=metrics["enabled"], metrics_open=metrics["open"], statsd=statsd, statsd_prefix=metrics["statsd_prefix"],
+        metrics_enabled=metrics["enabled"], metrics_open=metrics["open"],
+        metrics_listen=listening.checked(filename, "[metrics] listen", metrics["listen"]),
+        statsd=statsd, statsd_prefix=metrics["statsd_prefix"],
         sentry_dsn=errors["sentry_dsn"] or os.environ.get("SENTRY_DSN", ""),
         environment=errors["environment"])
 

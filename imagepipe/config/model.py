@@ -75,7 +75,7 @@ class NetworkSettings:
     clients: ClientLimits = ClientLimits()
     credentials: tuple = field(default=(), repr=False)  # auth_file's entries, as bytes
     node_name: str = ""
-    json_log: str = ""
+    log_format: str = "text"  # or "json" (imagepipe.logs)
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,7 @@ class OperationsSettings:
 
     metrics_enabled: bool = True
     metrics_open: bool = False
+    metrics_listen: tuple = ()  # endpoint descriptions; empty: /metrics on the main port
     statsd: tuple | None = None  # (host, port)
     statsd_prefix: str = "imagepipe"
     sentry_dsn: str = field(default="", repr=False)

@@ -45,10 +45,11 @@ _BEFORE_DIALECTS = (
             "(e.g. behind nginx, which logs them)."),
     Setting("network", "node_name", "string", "",
             "This node's name in /status, /metrics and error reports; empty: the host name."),
-    Setting("network", "json_log", "string", "",
-            "A file that every log event is also appended to as one JSON line (Twisted's "
-            "JSON log format, for log shippers); relative to this file's directory; empty: "
-            "none."),
+    Setting("network", "log_format", "option('text', 'json')", "text",
+            "How twistd writes its log: text lines, or json (one JSON object per line, "
+            "for log shippers: Twisted's JSON log format with the formatted message in "
+            "\"text\"). Either goes where twistd logs: standard output with -n, else "
+            "--logfile."),
     Setting("network", "shutdown_timeout", "float(0, 3600)", "30",
             "Seconds to wait for calls in flight to finish on SIGTERM before exiting."),
     Setting("network", "head_timeout", "float(1, 3600)", "30",
@@ -289,6 +290,11 @@ _AFTER_DIALECTS = (
     Setting("metrics", "open", "boolean", "false",
             "Serve GET /metrics (Prometheus) to anyone even when [network] auth is on; "
             "false: it asks the same credentials as XML-RPC."),
+    Setting("metrics", "listen", "string_list", "",
+            "Serve GET /metrics on these endpoints instead of the main port (descriptions "
+            "as in [network] listen; nothing else is served there, with the same auth "
+            "unless open = true); empty: /metrics on the main port.",
+            example="tcp:9464:interface=127.0.0.1"),
     Setting("metrics", "statsd", "string", "",
             "host:port of a statsd server to send the same counts and stage timers to (UDP); "
             "empty: none.", example="127.0.0.1:8125"),

@@ -26,7 +26,7 @@ from imagepipe.config import ClientLimits
 from imagepipe.web.channel import Channel, Refusal, canned
 from imagepipe.errors import Busy
 from imagepipe.web.operator import wants_page
-from imagepipe.web.statuses import ErrorResource, answer_when_done, error_page, reason
+from imagepipe.web.statuses import ErrorResource, answer_when_done, error_page, reason, refused
 
 class _Discard:
     """Stands in for the body buffer of a refused request."""
@@ -203,7 +203,7 @@ class Status(resource.Resource):
         if self.links is not None:
             found["peers"] = [
                 {"endpoint": peer.endpoint, "up": peer.up,
-                 "last_heartbeat_seconds_ago": peer.silent_for,
+                 "last_heartbeat_seconds_ago": peer.silent_for, "lag_seconds": peer.lag,
                  "highest_applied": max(peer.applied.values(), default=0),
                  "behind": sum(max(0, seq - applied.get(origin, 0))
                                for origin, seq in peer.applied.items()
@@ -230,10 +230,9 @@ class MetricsPage(resource.Resource):
         self.reporter = rpc.reporter  # Sentry, for an unexpected 500
 
     def render_GET(self, request):
-        authenticator = self.rpc.authenticator
-        if not self.open_to_all and not authenticator.allows(request.getHeader(b"authorization")):
-            request.setHeader(b"www-authenticate", authenticator.challenge)
-            return error_page(request, 401, "missing or wrong credentials")
+        unauthorized = None if self.open_to_all else refused(request, self.rpc.authenticator)
+        if unauthorized is not None:
+            return unauthorized
         try:
             d = self.workers.lookups.submit(self.metrics.text)
         except Busy as error:
@@ -242,6 +241,19 @@ class MetricsPage(resource.Resource):
         # The text format every Prometheus reads (what generate_latest writes).
         return answer_when_done(request, d, CONTENT_TYPE_PLAIN_0_0_4.encode(), self.log,
                                 self.reporter)
+
+
+class MetricsRoot(resource.Resource):
+    """The root of a ``[metrics] listen`` endpoint: ``/metrics``, and 404 for the rest."""
+
+    def __init__(self, page):
+        super().__init__()
+        self.page = page
+
+    def getChild(self, name, request):
+        if name == b"metrics" and not request.postpath:
+            return self.page
+        return ErrorResource(404, "no such resource (only /metrics is served here)")
 
 
 class Root(resource.Resource):
