@@ -190,11 +190,11 @@ class NodeState:
             up = GaugeMetricFamily(f"{PREFIX}_replication_peer_up",
                                    "1 while the peer's heartbeats arrive.", labels=["peer"])
             lag = GaugeMetricFamily(f"{PREFIX}_replication_lag_seconds",
-                                    "Seconds since the peer was last heard from.",
+                                    "Seconds since this node last held everything the peer "
+                                    "held (about a heartbeat while caught up).",
                                     labels=["peer"])
             for peer in self.links.peers():
                 up.add_metric([peer.endpoint], 1 if peer.up else 0)
-                lag.add_metric([peer.endpoint], float("inf") if peer.silent_for is None
-                               else peer.silent_for)
+                lag.add_metric([peer.endpoint], float("inf") if peer.lag is None else peer.lag)
             yield up
             yield lag

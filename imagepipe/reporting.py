@@ -40,7 +40,7 @@ class Reporter:
             dsn=dsn, release=f"imagepipe@{version}", server_name=node,
             environment=environment or None, default_integrations=False,
             auto_enabling_integrations=False, include_local_variables=False,
-            send_default_pii=False, max_request_body_size="never", before_send=_scrubbed)
+            max_request_body_size="never", before_send=_scrubbed)  # no PII by default
 
     def report(self, failure, **context):
         """Report ``failure`` (a Twisted ``Failure``) tagged with ``context`` (request id, ...)."""

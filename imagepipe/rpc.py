@@ -20,6 +20,7 @@ from twisted.web import server, xmlrpc
 from imagepipe import rpc_arguments as arguments
 from imagepipe.auth import Authenticator
 from imagepipe.metrics import Metrics
+from imagepipe.web.statuses import refused
 from imagepipe.errors import Busy, ClientError, OperationFailed, TooLarge
 
 CLIENT_ERROR = 1000
@@ -77,11 +78,9 @@ class ImagepipeRPC(xmlrpc.XMLRPC):
             request.setResponseCode(403)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"403 Forbidden: a cross-site request (its Origin is another site)\n"
-        if not self.authenticator.allows(request.getHeader(b"authorization")):
-            request.setResponseCode(401)
-            request.setHeader(b"www-authenticate", self.authenticator.challenge)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"401 Unauthorized: missing or wrong credentials\n"
+        unauthorized = refused(request, self.authenticator)
+        if unauthorized is not None:
+            return unauthorized
         request.content.seek(0, 0)
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
         request.rid = secrets.token_hex(6)

@@ -237,3 +237,47 @@ def test_stopping_leaves_no_request_timeout_behind(make):
     node.stopService()
     assert node.sync.catching_up == {}
     assert node.reactor.getDelayedCalls() == []
+
+
+# Lag: how long ago this node last held everything the peer held
+
+def test_a_peer_never_heard_has_no_lag(make):
+    node = started(make())
+    assert [(peer.up, peer.silent_for, peer.lag) for peer in node.peers()] == \
+        [(False, None, None)]
+
+
+def test_caught_up_the_lag_is_the_age_of_the_last_heartbeat(make):
+    node = started(make())
+    node.sockets.subscribers[0].deliver(heartbeat({OTHER: 0}))
+    node.reactor.advance(0.5)
+    [peer] = node.peers()
+    assert (peer.up, peer.lag) == (True, 0.5)
+    tick(node, 10.0)  # the peer goes silent: what this node knows of it ages
+    [peer] = node.peers()
+    assert (peer.up, peer.lag) == (False, 10.5)
+
+
+def test_behind_the_lag_grows_until_the_changes_are_applied(make):
+    node = started(make())
+    sub = node.sockets.subscribers[0]
+    sub.deliver(heartbeat({OTHER: 0}))
+    node.reactor.advance(1.0)
+    sub.deliver(heartbeat({OTHER: 2}))  # two changes this node has not seen
+    for _ in range(4):
+        node.reactor.advance(1.0)
+        sub.deliver(heartbeat({OTHER: 2}))
+    [peer] = node.peers()
+    assert (peer.up, peer.lag) == (True, 5.0)  # held all the peer held 5 s ago
+    sub.deliver(store(1, "l/1.jpg"))
+    sub.deliver(store(2, "l/2.jpg"))
+    node.reactor.advance(0.25)
+    [peer] = node.peers()
+    assert peer.lag == 0.25  # the latest heartbeat is covered now
+
+
+def test_a_node_behind_from_its_first_heartbeat_counts_from_that_heartbeat(make):
+    node = started(make())
+    node.sockets.subscribers[0].deliver(heartbeat({OTHER: 7}))
+    node.reactor.advance(3.0)
+    assert node.peers()[0].lag == 3.0

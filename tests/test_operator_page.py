@@ -2,6 +2,7 @@
 driven by Selenium) against real nodes."""
 
 import os
+import urllib.error
 import urllib.request
 import xmlrpc.client
 
@@ -104,3 +105,69 @@ def test_an_xml_rpc_client_posting_to_the_root_is_unaffected(make_server):
     with urllib.request.urlopen(request) as answer:
         assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
         assert b"<title>imagepipe</title>" in answer.read()
+
+
+def test_with_token_auth_the_page_asks_for_the_token_and_then_shows_the_images(
+        make_server, browser, tmp_path):
+    (tmp_path / "tokens").write_text("s3cret-token\n")
+    node = make_server(network__auth="token", network__auth_file=str(tmp_path / "tokens"))
+    node.start()
+    proxy = xmlrpc.client.ServerProxy(node.url, headers=[("Authorization",
+                                                           "Bearer s3cret-token")])
+    proxy.store_image(b64(picture(400, 300)), "t/cat.jpg", "jpg", {"": [400, 300]})
+    browser.get(node.url)
+    login = browser.find_element("id", "login")
+    wait_for(login.is_displayed, 10, what="the token form")
+    assert browser.find_elements("css selector", "#path option") == []
+    browser.find_element("id", "token").send_keys("wrong")
+    browser.find_element("css selector", "#login button").click()
+    wait_for(lambda: text(browser, "login-error") == "That token was refused.", 10,
+             what="the refusal")
+    box = browser.find_element("id", "token")
+    box.clear()
+    box.send_keys("s3cret-token")
+    browser.find_element("css selector", "#login button").click()
+    wait_for(lambda: [o.text for o in browser.find_elements("css selector", "#path option")]
+             == ["t/cat.jpg"], 10, what="the image list, with the token")
+    assert not login.is_displayed()
+    wait_for(lambda: browser.execute_script(
+        "const p = document.getElementById('preview');"
+        "return p.complete && p.naturalWidth ? [p.naturalWidth, p.naturalHeight] : null;")
+        == [267, 200], 15, what="the preview")  # the builder's default: 300 x 200, fit
+    # The only errors are the two refused requests the wrong token and the first load made.
+    errors = [entry["message"] for entry in browser.get_log("browser")
+              if entry["level"] == "SEVERE"]
+    assert errors and all("401" in message for message in errors), errors
+
+
+def test_with_basic_auth_the_page_itself_asks_for_credentials(make_server, tmp_path):
+    (tmp_path / "users").write_text("ops:pa55\n")
+    node = make_server(network__auth="basic", network__auth_file=str(tmp_path / "users"))
+    node.start()
+    request = urllib.request.Request(node.url, headers={"Accept": "text/html"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 401
+    assert refused.value.headers["WWW-Authenticate"] == 'Basic realm="imagepipe"'
+    request.add_header("Authorization", "Basic b3BzOnBhNTU=")  # ops:pa55
+    with urllib.request.urlopen(request) as answer:
+        assert b"<title>imagepipe</title>" in answer.read()
+
+
+def test_with_token_auth_only_the_page_s_own_files_load_without_the_token(make_server,
+                                                                            tmp_path):
+    (tmp_path / "tokens").write_text("s3cret-token\n")
+    node = make_server(network__auth="token", network__auth_file=str(tmp_path / "tokens"))
+    node.start()
+    for asset in ("", "operator/operator.js", "operator/operator.css"):
+        request = urllib.request.Request(node.url + asset, headers={"Accept": "text/html"})
+        with urllib.request.urlopen(request) as answer:
+            assert answer.status == 200
+    api = node.url + "operator/images"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(api)
+    assert refused.value.code == 401
+    assert refused.value.headers["WWW-Authenticate"] == 'Bearer realm="imagepipe"'
+    request = urllib.request.Request(api, headers={"Authorization": "Bearer s3cret-token"})
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 200

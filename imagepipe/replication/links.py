@@ -162,12 +162,20 @@ class ZmqSockets:
 
 @dataclass(frozen=True)
 class Peer:
-    """An upstream peer: up while its heartbeats arrive (within three intervals)."""
+    """An upstream peer: up while its heartbeats arrive (within three intervals).
+
+    ``lag`` is how long ago this node last held everything the peer held:
+    the age of the latest heartbeat whose applied map this node had applied
+    too (within an interval while caught up; growing while it is behind or
+    the peer is silent).  Before any heartbeat was covered, the age of the
+    first one heard; None when none was.
+    """
 
     endpoint: str
     up: bool
     silent_for: float | None  # seconds since its last heartbeat; None: never heard
     applied: dict  # what its last heartbeat said it has applied, per origin
+    lag: float | None = None
 
 
 class ReplicationLinks(Service):
@@ -186,6 +194,7 @@ class ReplicationLinks(Service):
         self.reactor = reactor
         self.reporter = reporter  # imagepipe.reporting.Reporter (Sentry), or None
         self.heard = {}  # upstream endpoint -> (when its last heartbeat came, its applied map)
+        self.held = {}  # upstream endpoint -> when the latest heartbeat this node covered came
         self.replica = replica
         self.settings = settings
         self.sockets = ZmqSockets(reactor, settings) if sockets is None else sockets
@@ -199,13 +208,23 @@ class ReplicationLinks(Service):
     def peers(self):
         """Each upstream as it looks from here: ``Peer``s, in ``subscribe`` order."""
         now = self.reactor.seconds()
+        mine = self.replica.applied()
         found = []
         for endpoint in self.settings.subscribe:
             when, applied = self.heard.get(endpoint, (None, {}))
+            if when is not None and self._covers(mine, applied):
+                self.held[endpoint] = when
             silent = None if when is None else now - when
+            held = self.held.get(endpoint)
             found.append(Peer(endpoint, silent is not None
-                              and silent < 3 * self.settings.heartbeat, silent, applied))
+                              and silent < 3 * self.settings.heartbeat, silent, applied,
+                              None if held is None else now - held))
         return found
+
+    def _covers(self, mine, theirs):
+        """True when ``mine`` (an applied map) holds every other node's change in ``theirs``."""
+        return all(mine.get(origin, 0) >= seq for origin, seq in theirs.items()
+                   if origin != self.replica.node)
 
     # Set-up ----------------------------------------------------------------
 
@@ -304,10 +323,12 @@ class ReplicationLinks(Service):
             self.log.warn("dropped a heartbeat from {upstream}: {error}", upstream=upstream,
                           error=str(error))
             return
-        self.heard[upstream] = (self.reactor.seconds(), dict(beat.applied_map))
-        mine = self.replica.applied()
-        if any(seq > mine.get(origin, 0) for origin, seq in beat.applied_map.items()
-               if origin != self.replica.node):
+        now = self.reactor.seconds()
+        self.heard[upstream] = (now, dict(beat.applied_map))
+        self.held.setdefault(upstream, now)  # behind from the first heartbeat, if at all
+        if self._covers(self.replica.applied(), beat.applied_map):
+            self.held[upstream] = now
+        else:
             self.sync.catch_up(upstream)
 
     def _applied(self, result, upstream):

@@ -10,7 +10,9 @@ served from the package at ``/operator/``; it reads ``/status`` and:
   (each one checked by parsing it back to the same transform), signed when
   signing is on.
 
-Everything is behind the XML-RPC credentials when auth is on.
+Everything is behind the XML-RPC credentials when auth is on (with
+``auth = token``, the page's own files are not: they hold no data, and the
+page asks for the token).
 """
 
 import json
@@ -20,7 +22,7 @@ from twisted.logger import Logger
 from twisted.web import resource
 
 from imagepipe.errors import Busy, ImagepipeError
-from imagepipe.web.statuses import answer_when_done, error_page
+from imagepipe.web.statuses import answer_when_done, error_page, refused
 
 ASSETS = {"index.html": "text/html; charset=utf-8", "operator.js": "text/javascript",
           "operator.css": "text/css"}
@@ -47,20 +49,22 @@ class _Guarded(resource.Resource):
         super().__init__()
         self.rpc = rpc  # its authenticator is the one in force
 
-    def allowed(self, request):
-        authenticator = self.rpc.authenticator
-        if authenticator.allows(request.getHeader(b"authorization")):
-            return True
-        request.setHeader(b"www-authenticate", authenticator.challenge)
-        return False
-
 
 class OperatorPage(_Guarded):
-    """``/`` for a browser and ``/operator/<asset>``."""
+    """``/`` for a browser and ``/operator/<asset>``.
+
+    With ``auth = basic`` the browser asks for the credentials before the
+    page loads.  With ``auth = token`` it cannot send a bearer token on its
+    own: the page (which holds no data) loads for anyone and asks for the
+    token, which its script sends with every request for the node's data.
+    """
 
     def render_GET(self, request):
-        if not self.allowed(request):
-            return error_page(request, 401, "missing or wrong credentials")
+        authenticator = self.rpc.authenticator
+        if authenticator.scheme != "token":
+            unauthorized = refused(request, authenticator)
+            if unauthorized is not None:
+                return unauthorized
         name = request.postpath[-1].decode("ascii", "replace") if request.postpath else ""
         name = name or "index.html"
         if name not in ASSETS:
@@ -85,8 +89,9 @@ class OperatorApi(_Guarded):
         self.signer = signer
 
     def render_GET(self, request):
-        if not self.allowed(request):
-            return error_page(request, 401, "missing or wrong credentials")
+        unauthorized = refused(request, self.rpc.authenticator)
+        if unauthorized is not None:
+            return unauthorized
         what = request.postpath[-1] if request.postpath else b""
         args = {key.decode(): values[0].decode("utf-8", "replace")
                 for key, values in request.args.items()}

@@ -80,6 +80,19 @@ def error_page(request, status, message, retry_after=1):
     return body if request.method != b"HEAD" else b""
 
 
+def refused(request, authenticator):
+    """None when ``request`` carries credentials ``authenticator`` accepts.
+
+    Otherwise the request is set up as the 401 (with the challenge) and its
+    body is returned: the one answer to missing or wrong credentials, for
+    XML-RPC, ``/metrics`` and the operator page alike.
+    """
+    if authenticator.allows(request.getHeader(b"authorization")):
+        return None
+    request.setHeader(b"www-authenticate", authenticator.challenge)
+    return error_page(request, 401, "missing or wrong credentials")
+
+
 def failed(request, error, log, failure=None, closing=False, reporter=None):
     """Answer a request whose work failed with ``error``, and finish it; the status.
 

@@ -5,6 +5,29 @@ const $ = (id) => document.getElementById(id);
 
 function text(id, value) { $(id).textContent = value; }
 
+// With auth = token the browser cannot send the token itself: the page asks for it once
+// (kept for this tab only) and sends it with every request for the node's data.
+const TOKEN = "imagepipe-token";
+
+class NeedsToken extends Error {}
+
+async function call(url) {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN);
+  if (token) { headers.Authorization = `Bearer ${token}`; }
+  const answer = await fetch(url, { headers });
+  if (answer.status === 401 && answer.headers.get("WWW-Authenticate")?.startsWith("Bearer")) {
+    $("login").hidden = false;
+    text("login-error", token ? "That token was refused." : "");
+    throw new NeedsToken(url);
+  }
+  return answer.json();
+}
+
+function quietly(work) {
+  return work().catch((error) => { if (!(error instanceof NeedsToken)) { throw error; } });
+}
+
 function meter(id, value, max) { $(id).max = Math.max(max, 1); $(id).value = value; }
 
 function bytes(n) {
@@ -20,9 +43,10 @@ function showPeers(peers) {
   for (const peer of peers) {
     const row = document.createElement("tr");
     row.className = peer.up ? "up" : "down";
-    const heard = peer.last_heartbeat_seconds_ago;
+    const heard = peer.last_heartbeat_seconds_ago, lag = peer.lag_seconds;
     for (const cell of [peer.endpoint, peer.up ? "up" : "DOWN",
-                        heard === null ? "never" : `${heard.toFixed(1)} s ago`, peer.behind]) {
+                        heard === null ? "never" : `${heard.toFixed(1)} s ago`,
+                        lag === null ? "unknown" : `${lag.toFixed(1)} s`, peer.behind]) {
       const td = document.createElement("td");
       td.textContent = cell;
       row.append(td);
@@ -34,8 +58,7 @@ function showPeers(peers) {
 }
 
 async function refresh() {
-  const answer = await fetch("/status", { headers: { Accept: "application/json" } });
-  const status = await answer.json();
+  const status = await call("/status");
   text("node", status.node || "");
   text("version", status.version);
   text("engine", `${status.engine} (${status.backend})`);
@@ -64,8 +87,7 @@ async function refresh() {
 let after = "";
 
 async function moreImages() {
-  const answer = await fetch(`/operator/images?after=${encodeURIComponent(after)}`);
-  const page = await answer.json();
+  const page = await call(`/operator/images?after=${encodeURIComponent(after)}`);
   for (const path of page.paths) {
     const option = document.createElement("option");
     option.textContent = path;
@@ -73,7 +95,7 @@ async function moreImages() {
   }
   after = page.next;
   $("more").disabled = !after;
-  build();
+  await build();
 }
 
 async function build() {
@@ -83,8 +105,7 @@ async function build() {
   }
   if ($("enlarge").checked) { query.set("enlarge", "1"); }
   if (!$("path").value) { return; }
-  const answer = await fetch(`/operator/urls?${query}`);
-  const found = await answer.json();
+  const found = await call(`/operator/urls?${query}`);
   $("urls").replaceChildren();
   text("url-error", found.error || "");
   if (found.error) { return; }
@@ -97,8 +118,17 @@ async function build() {
   $("preview").src = found.urls.native;
 }
 
-document.querySelector("#options").addEventListener("change", build);
-$("more").addEventListener("click", moreImages);
-refresh();
-setInterval(refresh, 2000);
-moreImages();
+$("login").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN, $("token").value);
+  $("login").hidden = true;
+  after = "";
+  $("path").replaceChildren();
+  quietly(refresh);
+  quietly(moreImages);
+});
+document.querySelector("#options").addEventListener("change", () => quietly(build));
+$("more").addEventListener("click", () => quietly(moreImages));
+quietly(refresh);
+setInterval(() => quietly(refresh), 2000);
+quietly(moreImages);
